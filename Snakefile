@@ -1,0 +1,32 @@
+# equivdyn: identify equivalent training dynamics (Redman et al., NeurIPS 2024).
+# Targets: `all` (every figure), `fig2`.  See README.md.
+
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+validate(config, "workflow/schemas/config.schema.yaml", set_default=True)
+
+
+include: "rules/common.smk"
+include: "rules/train.smk"
+include: "rules/koopman.smk"
+include: "rules/conjugacy.smk"
+include: "rules/figures.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        FIGURES["fig2"],
+        INDEX,
+
+
+rule fig2:
+    input:
+        FIGURES["fig2"],
+        INDEX,

@@ -1,0 +1,23 @@
+# Conjugacy tests: distances between spectra and randomisation controls.
+
+
+rule compare_e1:
+    input:
+        unpack(named_inputs),
+    output:
+        json="results/compare/e1/{key}.json",
+    params:
+        spec=spec_json,
+    log:
+        "logs/compare/e1/{key}.log",
+    benchmark:
+        "benchmarks/compare/e1/{key}.tsv"
+    threads: 1
+    resources:
+        mem_mb=500,
+    conda:
+        "../envs/equivdyn.yaml"
+    shell:
+        "equivdyn compare --spec {params.spec:q} "
+        + cli_inputs(E1_METHODS)
+        + " --out {output.json:q} > {log:q} 2>&1"

@@ -1,0 +1,61 @@
+"""equivdyn: decide whether two training runs have equivalent (conjugate) dynamics.
+
+Training runs are recorded as weight trajectories (``[M, T, D]`` arrays: initialisations,
+snapshots, observables) in self-describing HDF5 files; Koopman operators are fitted to
+them by dynamic mode decomposition; and Koopman eigenvalue sets are compared by a
+Wasserstein distance and randomisation tests.
+
+Importing this package never imports torch: only training does.
+"""
+
+from ._io import canonical_json, content_key
+from .conjugacy import (
+    PermutationResult,
+    RandomizationResult,
+    bootstrap_ci,
+    optimal_matching,
+    permutation_test,
+    randomization_test,
+    wasserstein,
+)
+from .errors import EquivdynError, InvalidFileError, ParameterError
+from .koopman import KoopmanEstimator, KoopmanSpectrum, delay_embed, dmd, pca_project, snapshot_pairs
+from .store import (
+    SpectrumFile,
+    Trajectory,
+    read_spectra,
+    read_trajectory,
+    summarize,
+    write_spectra,
+    write_trajectory,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "EquivdynError",
+    "InvalidFileError",
+    "KoopmanEstimator",
+    "KoopmanSpectrum",
+    "ParameterError",
+    "PermutationResult",
+    "RandomizationResult",
+    "SpectrumFile",
+    "Trajectory",
+    "bootstrap_ci",
+    "canonical_json",
+    "content_key",
+    "delay_embed",
+    "dmd",
+    "optimal_matching",
+    "pca_project",
+    "permutation_test",
+    "randomization_test",
+    "read_spectra",
+    "read_trajectory",
+    "snapshot_pairs",
+    "summarize",
+    "wasserstein",
+    "write_spectra",
+    "write_trajectory",
+]

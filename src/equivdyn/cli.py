@@ -1,0 +1,195 @@
+"""The ``equivdyn`` command line: the stages the workflow runs, and ``inspect``.
+
+Each stage takes a *spec*: the JSON record of every parameter that determines its
+output, exactly as the workflow's plan made it.  The content key of a result is the
+SHA-256 of the spec's canonical JSON, so a stage can check that it writes what the
+plan asked for.  Heavy libraries (torch, matplotlib) are imported only by the
+subcommands that need them, so fitting and comparing start fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ._io import content_key, write_text_atomic
+from .errors import EquivdynError, ParameterError
+
+log = logging.getLogger("equivdyn")
+
+
+def _spec(text: str) -> dict[str, Any]:
+    try:
+        spec = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ParameterError(f"--spec is not valid JSON: {exc}") from None
+    if not isinstance(spec, dict):
+        raise ParameterError("--spec must be a JSON object")
+    for field in ("stage", "experiment", "params"):
+        if field not in spec:
+            raise ParameterError(f"--spec lacks the field {field!r}")
+    return spec
+
+
+def _named_paths(items: Sequence[str], option: str) -> dict[str, Path]:
+    out = {}
+    for item in items:
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            raise ParameterError(f"{option} expects NAME=PATH, got {item!r}")
+        out[name] = Path(path)
+    return out
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    from .stages import train
+
+    train(_spec(args.spec), args.out)
+
+
+def cmd_fit(args: argparse.Namespace) -> None:
+    from .stages import fit
+
+    fit(_spec(args.spec), args.input, args.out)
+
+
+def cmd_compare(args: argparse.Namespace) -> None:
+    from .stages import compare
+
+    compare(_spec(args.spec), _named_paths(args.input, "--input"), args.out)
+
+
+def cmd_plot(args: argparse.Namespace) -> None:
+    from .figures import plot
+
+    plot(args.figure, _named_paths(args.input, "--input"), args.out_prefix)
+
+
+def cmd_key(args: argparse.Namespace) -> None:
+    print(content_key(_spec(args.spec)))
+
+
+def cmd_index(args: argparse.Namespace) -> None:
+    try:
+        plan = json.loads(args.plan)
+    except json.JSONDecodeError as exc:
+        raise ParameterError(f"--plan is not valid JSON: {exc}") from None
+    lines = ["key\tstage\texperiment\tpath\tparams"]
+    for path, spec in sorted(plan.items()):
+        lines.append(
+            "\t".join([content_key(spec), spec["stage"], spec["experiment"], path, json.dumps(spec, sort_keys=True)])
+        )
+    write_text_atomic(args.out, "\n".join(lines) + "\n")
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    from .store import summarize
+
+    status = 0
+    for path in args.files:
+        try:
+            summary = summarize(path)
+        except EquivdynError as exc:
+            print(f"INVALID {exc}", file=sys.stderr)
+            status = 1
+            continue
+        if args.json:
+            print(json.dumps(summary, indent=2, sort_keys=True))
+        else:
+            print(_format_summary(summary))
+    return status
+
+
+def _format_summary(summary: dict[str, Any]) -> str:
+    lines = [
+        f"{summary['file']}: valid {summary['format']} (format version {summary['format_version']})",
+        f"  experiment  {summary['experiment']}",
+        f"  key         {summary['key']}",
+        f"  created     {summary['created']}",
+        "  versions    " + ", ".join(f"{k} {v}" for k, v in sorted(summary["versions"].items())),
+    ]
+    if "observables" in summary:
+        steps = summary["steps"]
+        lines.append(f"  steps       {steps['count']} (from {steps['first']} to {steps['last']})")
+        for name, shape in summary["observables"].items():
+            lines.append(f"  observable  {name}  [M, T, D] = {shape}")
+        for name, shape in summary["metrics"].items():
+            lines.append(f"  metric      {name}  {shape}")
+        lines.append(f"  finite      {'yes' if summary['finite'] else 'NO: the trajectory holds NaN or inf'}")
+    else:
+        lines.append("  inputs      " + ", ".join(summary["inputs"]))
+        for name, s in summary["spectra"].items():
+            lines.append(
+                f"  spectrum    {name}: {s['n_eigenvalues']} eigenvalues from {s['n_snapshots']} snapshot pairs, "
+                f"max |λ| = {s['max_modulus']:.4f}, max residual = {s['max_residual']:.2e}"
+            )
+    lines.append("  params      " + json.dumps(summary["params"], sort_keys=True))
+    return "\n".join(lines)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="equivdyn", description=__doc__.split("\n")[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("train", help="simulate or train one experiment variant; write its trajectory file")
+    p.add_argument("--spec", required=True, help="JSON record of the training parameters")
+    p.add_argument("--out", required=True, type=Path, help="trajectory file to write (.h5)")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("fit", help="fit Koopman spectra to a trajectory file")
+    p.add_argument("--spec", required=True, help="JSON record of the fit parameters and input key")
+    p.add_argument("--input", required=True, type=Path, help="trajectory file (.h5)")
+    p.add_argument("--out", required=True, type=Path, help="spectrum file to write (.h5)")
+    p.set_defaults(func=cmd_fit)
+
+    p = sub.add_parser("compare", help="distances and conjugacy tests between spectra")
+    p.add_argument("--spec", required=True, help="JSON record of the comparison")
+    p.add_argument("--input", action="append", default=[], metavar="NAME=PATH", help="a named spectrum file")
+    p.add_argument("--out", required=True, type=Path, help="JSON file to write")
+    p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("plot", help="draw a figure and write the numbers behind it")
+    p.add_argument("figure", help="figure name, e.g. fig2")
+    p.add_argument("--input", action="append", default=[], metavar="NAME=PATH", help="a named input file")
+    p.add_argument("--out-prefix", required=True, type=Path, help="writes PREFIX.pdf, PREFIX.png, PREFIX.json")
+    p.set_defaults(func=cmd_plot)
+
+    p = sub.add_parser("key", help="print the content key of a spec")
+    p.add_argument("--spec", required=True)
+    p.set_defaults(func=cmd_key)
+
+    p = sub.add_parser("index", help="write the table of result paths, keys and parameters")
+    p.add_argument("--plan", required=True, help="JSON object: result path -> spec")
+    p.add_argument("--out", required=True, type=Path)
+    p.set_defaults(func=cmd_index)
+
+    p = sub.add_parser("inspect", help="validate equivdyn HDF5 files and summarise them")
+    p.add_argument("files", nargs="+", type=Path)
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.set_defaults(func=cmd_inspect)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``equivdyn`` console script."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        status = args.func(args)
+    except EquivdynError as exc:
+        print(f"equivdyn {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    return int(status or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

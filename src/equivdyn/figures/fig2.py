@@ -1,0 +1,97 @@
+"""Figure 2: OMD and OGD are conjugate, the bisection method (BM) is not.
+
+Panels: (a) one trajectory of each method, (b) their losses, (c) the Koopman spectra with
+the unit circle, (d) the spectra near λ = 1.  The JSON beside the figure holds the spectra,
+the Wasserstein distances and the randomisation controls.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+
+from ..store import read_spectra, read_trajectory
+from ._common import pairs_of, plt, save, unit_circle
+
+METHODS = ("omd", "ogd", "bm")
+LABELS = {"omd": "OMD", "ogd": "OGD", "bm": "BM"}
+STYLES = {"omd": ("k", "o"), "ogd": ("tab:red", "^"), "bm": ("tab:blue", "*")}
+STATE_NAMES = {"omd": "x", "ogd": "u", "bm": "z"}
+INPUTS = ("compare", *(f"traj_{m}" for m in METHODS), *(f"spec_{m}" for m in METHODS))
+#: The paper's example run: the OMD initial condition x0 = (0.5, 0.7); the other methods
+#: show the run with the same index on their own grids.
+EXAMPLE_X0 = (0.5, 0.7)
+
+
+def plot(inputs: Mapping[str, Path], prefix: Path) -> None:
+    trajs = {m: read_trajectory(inputs[f"traj_{m}"]) for m in METHODS}
+    spectra = {m: read_spectra(inputs[f"spec_{m}"]).spectra["all"] for m in METHODS}
+    comparison = json.loads(Path(inputs["compare"]).read_text())
+    loss = trajs["omd"].params["params"]["loss"]
+
+    x0 = trajs["omd"].observables["state"][:, 0, :]
+    target = np.resize(np.asarray(EXAMPLE_X0), x0.shape[1])
+    example = int(np.argmin(np.abs(x0 - target).sum(axis=1)))
+
+    fig, grid = plt.subplots(2, 2, figsize=(10, 8.5))
+    axes = grid.ravel()
+    ax = axes[0]
+    for m in METHODS:
+        colour, _ = STYLES[m]
+        state = trajs[m].observables["state"][example]
+        for d in range(state.shape[1]):
+            ax.plot(trajs[m].steps, state[:, d], color=colour, ls="-" if d == 0 else "--",
+                    label=f"{LABELS[m]} ${STATE_NAMES[m]}_{d + 1}$")
+    ax.set(xlabel="iteration", ylabel="state", title="(a) example run (OMD $x_0$ = (" + ", ".join(f"{v:g}" for v in x0[example]) + "))")
+    ax.legend(fontsize=6, ncol=3)
+
+    ax = axes[1]
+    for m in METHODS:
+        colour, _ = STYLES[m]
+        values = trajs[m].metrics["loss"][example]
+        ax.plot(trajs[m].steps, np.abs(values) if m == "bm" else values, color=colour, label=LABELS[m])
+    ax.set(xlabel="iteration", ylabel="loss (BM: |g(z)|)", yscale="log", title=f"(b) loss ({loss})")
+    ax.legend(fontsize=7)
+
+    for ax, zoom in ((axes[2], False), (axes[3], True)):
+        if not zoom:
+            unit_circle(ax)
+        for m in METHODS:
+            colour, marker = STYLES[m]
+            eig = spectra[m].eigenvalues
+            ax.scatter(eig.real, eig.imag, color=colour, marker=marker, s=22, label=LABELS[m],
+                       facecolors="none" if m == "ogd" else colour)
+        ax.set(xlabel=r"Re $\lambda$", ylabel=r"Im $\lambda$")
+        if zoom:
+            ax.set(xlim=(0.5, 1.1), ylim=(-0.05, 0.05), title=r"(d) near $\lambda$ = 1")
+        else:
+            ax.set(xlim=(-1.25, 1.25), ylim=(-1.25, 1.25), aspect="equal", title="(c) Koopman spectra")
+        ax.legend(fontsize=7, loc="lower left")
+
+    pairs = comparison["pairs"]
+    fig.suptitle(
+        f"E1, loss {loss}: Wasserstein distance between spectra (randomisation p-value)\n"
+        + ",   ".join(
+            " vs ".join(LABELS[m] for m in k.split("|")) + f": {v['distance']:.3g} (p = {v['p_value']:.2g})"
+            for k, v in pairs.items()
+        )
+    )
+    fig.tight_layout()
+
+    distances = {k: v["distance"] for k, v in pairs.items()}
+    numbers = {
+        "spectra": {m: pairs_of(spectra[m].eigenvalues) for m in METHODS},
+        "residuals": {m: [float(r) for r in spectra[m].residuals] for m in METHODS},
+        "distances": distances,
+        "controls": {k: {"p_value": v["p_value"], "n_shuffles": v["n_shuffles"], "null_mean": v["null_mean"]}
+                     for k, v in pairs.items()},
+        "ratio_bm_to_omd_ogd": min(distances["ogd|bm"], distances["omd|bm"]) / distances["omd|ogd"],
+        "example": {"index": example, "x0": [float(v) for v in x0[example]]},
+        "loss": loss,
+        "keys": {"compare": comparison["key"], **{f"traj_{m}": trajs[m].key for m in METHODS},
+                 **{f"spec_{m}": read_spectra(inputs[f"spec_{m}"]).key for m in METHODS}},
+    }
+    save(fig, numbers, prefix)

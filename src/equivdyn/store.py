@@ -1,0 +1,390 @@
+"""Self-describing HDF5 files for trajectories and Koopman spectra.
+
+Trajectory file (one per experiment variant × seed, every initialisation inside)::
+
+    /                      attrs: format="equivdyn.trajectory", format_version, experiment,
+                                  key, params (JSON), created (UTC), versions (JSON)
+    /steps                 int64 [T]          optimiser step of each snapshot
+    /observables/<name>    float [M, T, D]    M initialisations, T snapshots, D observables
+    /metrics/<name>        float [M, T_name]  with /metrics/<name>_steps int64 [T_name]
+                                              when the metric is not recorded at /steps
+
+Spectrum file (one per fit; one or more named spectra inside, e.g. one per window)::
+
+    /                      attrs: format="equivdyn.spectrum", format_version, experiment,
+                                  key, params (JSON), inputs (JSON list of keys), created, versions
+    /spectra/<name>/eigenvalues      complex128 [k]
+    /spectra/<name>/singular_values  float64 [r]
+    /spectra/<name>/residuals        float64 [k]
+    /spectra/<name>/modes            complex128 [n_features, k]   (optional)
+                    attrs: params (JSON), n_snapshots
+
+Every write is atomic (temporary file, then rename).  Every read validates the file
+and raises :class:`~equivdyn.errors.InvalidFileError` naming the file and the problem,
+never a bare h5py exception.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from ._io import atomic_path, canonical_json
+from .errors import InvalidFileError
+from .koopman import KoopmanSpectrum
+
+FORMAT_TRAJECTORY = "equivdyn.trajectory"
+FORMAT_SPECTRUM = "equivdyn.spectrum"
+FORMATS = (FORMAT_TRAJECTORY, FORMAT_SPECTRUM)
+#: Version of the on-disk layout; bumped whenever a reader of the old layout would misread.
+FORMAT_VERSION = 1
+
+_STEPS_SUFFIX = "_steps"
+_COMPRESSION = {"compression": "gzip", "compression_opts": 4, "shuffle": True}
+
+
+@dataclass(frozen=True)
+class Trajectory:
+    """Recorded training run(s) of one experiment variant and seed.
+
+    Attributes
+    ----------
+    experiment : str
+        Experiment name (e.g. ``"e1"``).
+    steps : int64 [T]
+        Optimiser step of each snapshot.
+    observables : dict of str to float [M, T, D]
+        Observable blocks, one array per name.
+    metrics : dict of str to float [M, T_name]
+        Per-initialisation metrics (e.g. training loss).
+    metric_steps : dict of str to int64 [T_name]
+        Steps of the metrics that are not recorded at ``steps``.
+    params : dict
+        Every parameter that determined the content.
+    key : str
+        Content key of ``params`` (see :func:`equivdyn._io.content_key`).
+    attrs : dict
+        Provenance read back from a file (``created``, ``versions``); empty before writing.
+    """
+
+    experiment: str
+    steps: np.ndarray
+    observables: dict[str, np.ndarray]
+    metrics: dict[str, np.ndarray] = field(default_factory=dict)
+    metric_steps: dict[str, np.ndarray] = field(default_factory=dict)
+    params: dict[str, Any] = field(default_factory=dict)
+    key: str = ""
+    attrs: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n_initialisations(self) -> int:
+        """Number of initialisations M."""
+        return next(iter(self.observables.values())).shape[0]
+
+    def __post_init__(self) -> None:
+        _check_trajectory(self)
+
+
+@dataclass(frozen=True)
+class SpectrumFile:
+    """The content of a spectrum file: named spectra plus the fit's provenance."""
+
+    experiment: str
+    spectra: dict[str, KoopmanSpectrum]
+    params: dict[str, Any] = field(default_factory=dict)
+    key: str = ""
+    inputs: list[str] = field(default_factory=list)
+    attrs: dict[str, Any] = field(default_factory=dict)
+
+
+def versions() -> dict[str, str]:
+    """Versions of the packages that can influence a result."""
+    found = {}
+    for package in ("equivdyn", "numpy", "scipy", "h5py", "torch"):
+        try:
+            found[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            found[package] = "not installed"
+    return found
+
+
+def _provenance(fmt: str, experiment: str, key: str, params: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "format": fmt,
+        "format_version": FORMAT_VERSION,
+        "experiment": experiment,
+        "key": key,
+        "params": canonical_json(dict(params)),
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "versions": canonical_json(versions()),
+    }
+
+
+def _check_trajectory(traj: Trajectory) -> None:
+    steps = np.asarray(traj.steps)
+    if steps.ndim != 1 or steps.size == 0:
+        raise ValueError(f"steps must be a non-empty 1-D array, got shape {steps.shape}")
+    if not traj.observables:
+        raise ValueError("a trajectory needs at least one observable block")
+    n_init = None
+    for name, arr in traj.observables.items():
+        arr = np.asarray(arr)
+        if arr.ndim != 3:
+            raise ValueError(f"observable {name!r} must be [M, T, D], got shape {arr.shape}")
+        if arr.shape[1] != steps.size:
+            raise ValueError(
+                f"observable {name!r} has {arr.shape[1]} snapshots but steps has {steps.size}"
+            )
+        if n_init is None:
+            n_init = arr.shape[0]
+        elif arr.shape[0] != n_init:
+            raise ValueError(f"observable {name!r} has {arr.shape[0]} initialisations, expected {n_init}")
+    for name, arr in traj.metrics.items():
+        arr = np.asarray(arr)
+        if name.endswith(_STEPS_SUFFIX):
+            raise ValueError(f"metric name {name!r} may not end in {_STEPS_SUFFIX!r}")
+        own_steps = traj.metric_steps.get(name, steps)
+        if arr.ndim != 2 or arr.shape != (n_init, np.asarray(own_steps).size):
+            raise ValueError(
+                f"metric {name!r} must be [M, T] = [{n_init}, {np.asarray(own_steps).size}], "
+                f"got shape {arr.shape}"
+            )
+    unknown = set(traj.metric_steps) - set(traj.metrics)
+    if unknown:
+        raise ValueError(f"metric_steps given for unknown metrics {sorted(unknown)}")
+
+
+def write_trajectory(path: str | os.PathLike[str], traj: Trajectory) -> None:
+    """Write ``traj`` to ``path`` atomically (chunked, compressed datasets)."""
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as h5:
+        h5.attrs.update(_provenance(FORMAT_TRAJECTORY, traj.experiment, traj.key, traj.params))
+        h5.create_dataset("steps", data=np.asarray(traj.steps, dtype=np.int64))
+        obs = h5.create_group("observables")
+        for name, arr in traj.observables.items():
+            arr = np.asarray(arr)
+            # One chunk holds a time slab of one initialisation: reading a run is contiguous.
+            chunks = (1, min(arr.shape[1], max(1, 2**16 // max(1, arr.shape[2]))), arr.shape[2])
+            obs.create_dataset(name, data=arr, chunks=chunks, **_COMPRESSION)
+        met = h5.create_group("metrics")
+        for name, arr in traj.metrics.items():
+            met.create_dataset(name, data=np.asarray(arr), chunks=True, **_COMPRESSION)
+            if name in traj.metric_steps:
+                met.create_dataset(name + _STEPS_SUFFIX, data=np.asarray(traj.metric_steps[name], dtype=np.int64))
+
+
+def write_spectra(
+    path: str | os.PathLike[str],
+    spectra: Mapping[str, KoopmanSpectrum],
+    *,
+    experiment: str,
+    key: str,
+    params: Mapping[str, Any],
+    inputs: list[str],
+) -> None:
+    """Write named spectra with their provenance to ``path`` atomically."""
+    if not spectra:
+        raise ValueError("write_spectra needs at least one spectrum")
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as h5:
+        h5.attrs.update(_provenance(FORMAT_SPECTRUM, experiment, key, params))
+        h5.attrs["inputs"] = canonical_json(list(inputs))
+        group = h5.create_group("spectra")
+        for name, spec in spectra.items():
+            g = group.create_group(name)
+            g.create_dataset("eigenvalues", data=np.asarray(spec.eigenvalues, dtype=np.complex128))
+            g.create_dataset("singular_values", data=np.asarray(spec.singular_values, dtype=np.float64))
+            g.create_dataset("residuals", data=np.asarray(spec.residuals, dtype=np.float64))
+            if spec.modes is not None:
+                g.create_dataset("modes", data=np.asarray(spec.modes, dtype=np.complex128), **_COMPRESSION)
+            g.attrs["params"] = canonical_json(spec.params)
+            g.attrs["n_snapshots"] = int(spec.n_snapshots)
+
+
+# ----------------------------------------------------------------------------- reading
+
+
+def _open(path: str | os.PathLike[str]) -> h5py.File:
+    p = Path(path)
+    if not p.exists():
+        raise InvalidFileError(p, "file does not exist")
+    if p.is_dir():
+        raise InvalidFileError(p, "is a directory, not an HDF5 file")
+    if p.stat().st_size == 0:
+        raise InvalidFileError(p, "file is empty (an interrupted write?)")
+    try:
+        return h5py.File(p, "r")
+    except OSError as exc:
+        raise InvalidFileError(p, f"not a readable HDF5 file (truncated or corrupt?): {exc}") from None
+
+
+def _attr_json(h5: h5py.File, path: Path, name: str) -> Any:
+    raw = _attr(h5, path, name)
+    try:
+        return json.loads(raw)
+    except (TypeError, json.JSONDecodeError):
+        raise InvalidFileError(path, f"attribute {name!r} is not valid JSON") from None
+
+
+def _attr(h5: h5py.File | h5py.Group, path: Path, name: str) -> Any:
+    if name not in h5.attrs:
+        raise InvalidFileError(path, f"missing attribute {name!r} on {h5.name}")
+    value = h5.attrs[name]
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _check_header(h5: h5py.File, path: Path, expected: str | None) -> str:
+    fmt = h5.attrs.get("format")
+    if isinstance(fmt, bytes):
+        fmt = fmt.decode()
+    if fmt not in FORMATS:
+        raise InvalidFileError(path, f"not an equivdyn file (format attribute is {fmt!r})")
+    if expected is not None and fmt != expected:
+        raise InvalidFileError(path, f"expected a {expected!r} file, found {fmt!r}")
+    version = _attr(h5, path, "format_version")
+    if int(version) != FORMAT_VERSION:
+        raise InvalidFileError(
+            path, f"format_version {int(version)} is not supported (this equivdyn reads {FORMAT_VERSION})"
+        )
+    return str(fmt)
+
+
+def _dataset(h5: h5py.File | h5py.Group, path: Path, name: str) -> np.ndarray:
+    if name not in h5 or not isinstance(h5[name], h5py.Dataset):
+        raise InvalidFileError(path, f"missing dataset {h5.name.rstrip('/')}/{name}")
+    try:
+        return h5[name][()]
+    except (OSError, RuntimeError, KeyError) as exc:
+        raise InvalidFileError(path, f"dataset {h5.name.rstrip('/')}/{name} is unreadable: {exc}") from None
+
+
+def _group(h5: h5py.File | h5py.Group, path: Path, name: str) -> h5py.Group:
+    if name not in h5 or not isinstance(h5[name], h5py.Group):
+        raise InvalidFileError(path, f"missing group /{name}")
+    return h5[name]
+
+
+def read_trajectory(path: str | os.PathLike[str]) -> Trajectory:
+    """Read and validate a trajectory file."""
+    p = Path(path)
+    with _open(p) as h5:
+        try:
+            _check_header(h5, p, FORMAT_TRAJECTORY)
+            experiment = str(_attr(h5, p, "experiment"))
+            key = str(_attr(h5, p, "key"))
+            params = _attr_json(h5, p, "params")
+            attrs = {"created": str(_attr(h5, p, "created")), "versions": _attr_json(h5, p, "versions")}
+            steps = _dataset(h5, p, "steps")
+            obs_group = _group(h5, p, "observables")
+            observables = {name: _dataset(obs_group, p, name) for name in obs_group}
+            metric_group = _group(h5, p, "metrics")
+            metrics, metric_steps = {}, {}
+            for name in metric_group:
+                if name.endswith(_STEPS_SUFFIX) and name[: -len(_STEPS_SUFFIX)] in metric_group:
+                    metric_steps[name[: -len(_STEPS_SUFFIX)]] = _dataset(metric_group, p, name)
+                else:
+                    metrics[name] = _dataset(metric_group, p, name)
+        except (OSError, RuntimeError, KeyError) as exc:  # low-level HDF5 failures inside a damaged file
+            raise InvalidFileError(p, f"corrupt HDF5 content: {exc}") from None
+    try:
+        return Trajectory(
+            experiment=experiment,
+            steps=steps,
+            observables=observables,
+            metrics=metrics,
+            metric_steps=metric_steps,
+            params=params,
+            key=key,
+            attrs=attrs,
+        )
+    except ValueError as exc:
+        raise InvalidFileError(p, f"inconsistent trajectory: {exc}") from None
+
+
+def read_spectra(path: str | os.PathLike[str]) -> SpectrumFile:
+    """Read and validate a spectrum file."""
+    p = Path(path)
+    with _open(p) as h5:
+        try:
+            _check_header(h5, p, FORMAT_SPECTRUM)
+            group = _group(h5, p, "spectra")
+            if len(group) == 0:
+                raise InvalidFileError(p, "group /spectra holds no spectrum")
+            spectra = {}
+            for name in group:
+                g = group[name]
+                eig = _dataset(g, p, "eigenvalues")
+                res = _dataset(g, p, "residuals")
+                if eig.ndim != 1 or res.shape != eig.shape:
+                    raise InvalidFileError(p, f"spectrum {name!r}: eigenvalues {eig.shape} and residuals {res.shape} disagree")
+                spectra[name] = KoopmanSpectrum(
+                    eigenvalues=eig.astype(np.complex128),
+                    singular_values=_dataset(g, p, "singular_values"),
+                    residuals=res,
+                    modes=_dataset(g, p, "modes") if "modes" in g else None,
+                    n_snapshots=int(_attr(g, p, "n_snapshots")),
+                    params=json.loads(_attr(g, p, "params")),
+                )
+            return SpectrumFile(
+                experiment=str(_attr(h5, p, "experiment")),
+                spectra=spectra,
+                params=_attr_json(h5, p, "params"),
+                key=str(_attr(h5, p, "key")),
+                inputs=_attr_json(h5, p, "inputs"),
+                attrs={"created": str(_attr(h5, p, "created")), "versions": _attr_json(h5, p, "versions")},
+            )
+        except (OSError, RuntimeError, KeyError, json.JSONDecodeError) as exc:
+            raise InvalidFileError(p, f"corrupt HDF5 content: {exc}") from None
+
+
+def file_format(path: str | os.PathLike[str]) -> str:
+    """Return the equivdyn format of ``path`` (validating only its header)."""
+    p = Path(path)
+    with _open(p) as h5:
+        return _check_header(h5, p, None)
+
+
+def summarize(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Validate any equivdyn file fully and return a JSON-ready summary of it."""
+    fmt = file_format(path)
+    if fmt == FORMAT_TRAJECTORY:
+        traj = read_trajectory(path)
+        return {
+            "file": str(path),
+            "format": fmt,
+            "format_version": FORMAT_VERSION,
+            "experiment": traj.experiment,
+            "key": traj.key,
+            "created": traj.attrs["created"],
+            "versions": traj.attrs["versions"],
+            "params": traj.params,
+            "steps": {"count": int(traj.steps.size), "first": int(traj.steps[0]), "last": int(traj.steps[-1])},
+            "observables": {k: list(v.shape) for k, v in traj.observables.items()},
+            "metrics": {k: list(v.shape) for k, v in traj.metrics.items()},
+            "finite": bool(all(np.isfinite(v).all() for v in traj.observables.values())),
+        }
+    spec = read_spectra(path)
+    return {
+        "file": str(path),
+        "format": fmt,
+        "format_version": FORMAT_VERSION,
+        "experiment": spec.experiment,
+        "key": spec.key,
+        "created": spec.attrs["created"],
+        "versions": spec.attrs["versions"],
+        "params": spec.params,
+        "inputs": spec.inputs,
+        "spectra": {
+            name: {"n_eigenvalues": int(s.eigenvalues.size), "n_snapshots": s.n_snapshots,
+                   "max_modulus": float(np.abs(s.eigenvalues).max()),
+                   "max_residual": float(s.residuals.max())}
+            for name, s in spec.spectra.items()
+        },
+    }

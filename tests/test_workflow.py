@@ -1,0 +1,189 @@
+"""End-to-end tests of the Snakemake workflow: figures, content-addressed reruns, errors.
+
+Each test works on a scratch copy of the workflow (see conftest.copy_workflow) and asserts
+on the jobs Snakemake plans (`-n`), then runs them.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import re
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from equivdyn.store import read_trajectory, summarize
+
+from .conftest import run_snakemake, snakemake_exe
+
+pytestmark = pytest.mark.slow
+
+TARGET_RULES = {"all", "fig2"}
+FIG2 = "results/figures/fig2_omd_ogd_bm"
+
+
+def planned_jobs(workdir: Path, *args: str) -> collections.Counter[str]:
+    """Jobs (rule -> count) that `snakemake -n` plans, target rules left out."""
+    out = run_snakemake(workdir, *args, "-n", "--quiet", "rules").stdout
+    if "Nothing to be done" in out:
+        return collections.Counter()
+    table = out.split("Job stats:", 1)[1].split("total", 1)[0]
+    jobs = collections.Counter()
+    for line in table.splitlines():
+        match = re.fullmatch(r"\s*(\w+)\s+(\d+)\s*", line)
+        if match and match.group(1) not in TARGET_RULES:
+            jobs[match.group(1)] = int(match.group(2))
+    return jobs
+
+
+def write_config(workdir: Path, name: str, **e1_train: object) -> str:
+    config = yaml.safe_load((workdir / "tests/tiny.yaml").read_text())
+    config["e1"]["train"].update(e1_train)
+    (workdir / name).write_text(yaml.safe_dump(config))
+    return name
+
+
+def test_fig2_default_config_reproduces_the_paper_claim(workflow_dir: Path) -> None:
+    run_snakemake(workflow_dir, "fig2")
+    for ext in ("pdf", "png", "json"):
+        assert (workflow_dir / f"{FIG2}.{ext}").stat().st_size > 0
+    numbers = json.loads((workflow_dir / f"{FIG2}.json").read_text())
+    assert set(numbers["spectra"]) == {"omd", "ogd", "bm"}
+    assert all(len(z) == 2 for spectrum in numbers["spectra"].values() for z in spectrum)
+    d = numbers["distances"]
+    assert set(d) == {"omd|ogd", "ogd|bm", "omd|bm"}
+    # The paper's claim: OMD and OGD are close, both far from BM (at least 20x).
+    assert 20 * d["omd|ogd"] <= min(d["ogd|bm"], d["omd|bm"])
+    assert numbers["controls"]["omd|ogd"]["p_value"] > numbers["controls"]["omd|bm"]["p_value"]
+    for control in numbers["controls"].values():
+        assert 0 < control["p_value"] <= 1
+    # Every result file is valid and carries its own key as its name.
+    for path in (workflow_dir / "results").glob("*/e1/*.h5"):
+        assert summarize(path)["key"] == path.stem
+    index = (workflow_dir / "results/index.tsv").read_text().splitlines()
+    assert len(index) == 1 + 3 + 3 + 1
+
+    assert planned_jobs(workflow_dir, "fig2") == collections.Counter()
+    # Touching results changes only their mtime: nothing reruns.
+    time.sleep(1.1)
+    for path in (workflow_dir / "results").rglob("*"):
+        if path.is_file():
+            path.touch()
+    assert planned_jobs(workflow_dir, "fig2") == collections.Counter()
+
+    report = workflow_dir / "report.html"
+    run_snakemake(workflow_dir, "fig2", "--report", str(report))
+    html = report.read_text(errors="replace")
+    assert "fig2_omd_ogd_bm.png" in html
+    assert "are conjugate" in html  # the caption from workflow/report/fig2.rst
+
+
+def test_loss_change_reruns_e1_and_revert_reuses_results(workflow_dir: Path) -> None:
+    run_snakemake(workflow_dir, "all", "--configfile", "tests/tiny.yaml")
+    quadratic = write_config(workflow_dir, "quadratic.yaml", loss="quadratic")
+    assert planned_jobs(workflow_dir, "all", "--configfile", quadratic) == collections.Counter(
+        {"train_e1": 3, "fit_e1": 3, "compare_e1": 1, "plot_fig2": 1, "index": 1}
+    )
+    run_snakemake(workflow_dir, "all", "--configfile", quadratic)
+    assert json.loads((workflow_dir / f"{FIG2}.json").read_text())["loss"] == "quadratic"
+    # Reverting points the plan back at results that exist: no training, fitting or comparing.
+    assert planned_jobs(workflow_dir, "all", "--configfile", "tests/tiny.yaml") == collections.Counter(
+        {"plot_fig2": 1, "index": 1}
+    )
+    # A Koopman parameter reruns fits onwards, never training.
+    (workflow_dir / "delays.yaml").write_text(
+        (workflow_dir / "tests/tiny.yaml").read_text().replace("n_delays: 4", "n_delays: 3")
+    )
+    assert planned_jobs(workflow_dir, "all", "--configfile", "delays.yaml") == collections.Counter(
+        {"fit_e1": 3, "compare_e1": 1, "plot_fig2": 1, "index": 1}
+    )
+
+
+def test_lint_reports_no_problems(workflow_dir: Path) -> None:
+    proc = run_snakemake(workflow_dir, "--lint", check=False)
+    assert proc.returncode == 0, proc.stdout
+    assert "Congratulations" in proc.stdout, proc.stdout
+
+
+@pytest.mark.parametrize(
+    ("override", "field"),
+    [
+        ({"n_steps": -5}, "n_steps"),
+        ({"loss": "cosine"}, "loss"),
+        ({"eta": "fast"}, "eta"),
+        ({"colour": "red"}, "colour"),
+    ],
+)
+def test_bad_config_stops_before_any_job_and_names_the_field(
+    workflow_dir: Path, override: dict, field: str
+) -> None:
+    name = write_config(workflow_dir, "bad.yaml", **override)
+    proc = run_snakemake(workflow_dir, "all", "--configfile", name, check=False)
+    assert proc.returncode != 0
+    assert field in proc.stdout
+    assert not (workflow_dir / "results").exists()
+
+
+def test_delays_longer_than_the_trajectory_are_refused(workflow_dir: Path) -> None:
+    (workflow_dir / "bad.yaml").write_text(
+        (workflow_dir / "tests/tiny.yaml").read_text().replace("n_delays: 4", "n_delays: 39")
+    )
+    proc = run_snakemake(workflow_dir, "all", "--configfile", "bad.yaml", check=False)
+    assert proc.returncode != 0
+    assert "e1.koopman.n_delays=39" in proc.stdout
+    assert not (workflow_dir / "results").exists()
+
+
+def _training_pids(workdir: Path) -> list[int]:
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().split(b"\0")
+            cwd = os.readlink(proc / "cwd")
+        except OSError:
+            continue
+        if cwd == str(workdir) and any(part.endswith(b"equivdyn") for part in cmdline[:2]) and b"train" in cmdline:
+            pids.append(int(proc.name))
+    return pids
+
+
+def test_killed_training_job_reruns_to_a_complete_valid_result(workflow_dir: Path) -> None:
+    # A large E1 grid makes the trajectory write take seconds, so the kill lands mid-write.
+    name = write_config(workflow_dir, "big.yaml", dim=3, grid_size=12, n_steps=4000)
+    out_dir = workflow_dir / "results/train/e1"
+    snake = subprocess.Popen(
+        [snakemake_exe(), "--cores", "1", "all", "--until", "train_e1", "--configfile", name],
+        cwd=workflow_dir,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    killed = False
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and snake.poll() is None:
+        parts = list(out_dir.glob(".*.part")) if out_dir.exists() else []
+        pids = _training_pids(workflow_dir)
+        if parts and pids:
+            for pid in pids:
+                os.kill(pid, signal.SIGKILL)
+            killed = True
+            break
+        time.sleep(0.05)
+    snake.wait(timeout=120)
+    assert killed, "the training job finished before it could be killed"
+    assert snake.returncode != 0
+    assert not list(out_dir.glob("*.h5")), "a killed job left a result behind"
+
+    run_snakemake(workflow_dir, "all", "--until", "train_e1", "--configfile", name)
+    assert len(list(out_dir.glob("*.h5"))) == 3
+    for path in out_dir.glob("*.h5"):
+        traj = read_trajectory(path)
+        assert traj.key == path.stem
+        assert traj.observables["state"].shape == (12**3, 4000, 3)
