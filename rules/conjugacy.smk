@@ -6,17 +6,17 @@ rule compare_e1:
         unpack(named_inputs),
     output:
         json="results/compare/e1/{key}.json",
-    params:
-        spec=spec_json,
     log:
         "logs/compare/e1/{key}.log",
     benchmark:
         "benchmarks/compare/e1/{key}.tsv"
+    conda:
+        "../envs/equivdyn.yaml"
     threads: 1
     resources:
         mem_mb=500,
-    conda:
-        "../envs/equivdyn.yaml"
+    params:
+        spec=spec_json,
     shell:
         "equivdyn compare --spec {params.spec:q} "
         + cli_inputs(E1_METHODS)

@@ -3,9 +3,9 @@
 
 rule plot_fig2:
     input:
-        compare=path_of(E1_COMPARE),
         **{f"traj_{m}": path_of(E1_TRAIN[m]) for m in E1_METHODS},
         **{f"spec_{m}": path_of(E1_FIT[m]) for m in E1_METHODS},
+        compare=path_of(E1_COMPARE),
     output:
         pdf="results/figures/fig2_omd_ogd_bm.pdf",
         png=report(
@@ -22,30 +22,32 @@ rule plot_fig2:
         "logs/figures/fig2.log",
     benchmark:
         "benchmarks/figures/fig2.tsv"
+    conda:
+        "../envs/equivdyn.yaml"
     threads: 1
     resources:
         mem_mb=1000,
-    conda:
-        "../envs/equivdyn.yaml"
     shell:
         "equivdyn plot fig2 "
-        + cli_inputs(["compare"] + [f"{s}_{m}" for s in ("traj", "spec") for m in E1_METHODS])
+        + cli_inputs(
+            ["compare"] + [f"{s}_{m}" for s in ("traj", "spec") for m in E1_METHODS]
+        )
         + " --out-prefix results/figures/fig2_omd_ogd_bm > {log:q} 2>&1"
 
 
 rule index:
     output:
         tsv=INDEX,
-    params:
-        plan=json.dumps({path: spec for path, spec in PLAN.values()}, sort_keys=True),
     log:
         "logs/index.log",
     benchmark:
         "benchmarks/index/index.tsv"
+    conda:
+        "../envs/equivdyn.yaml"
     threads: 1
     resources:
         mem_mb=200,
-    conda:
-        "../envs/equivdyn.yaml"
+    params:
+        plan=json.dumps({path: spec for path, spec in PLAN.values()}, sort_keys=True),
     shell:
         "equivdyn index --plan {params.plan:q} --out {output.tsv:q} > {log:q} 2>&1"

@@ -6,18 +6,18 @@ rule fit_e1:
         trajectory=input_path("trajectory"),
     output:
         h5="results/fit/e1/{key}.h5",
-    params:
-        spec=spec_json,
     log:
         "logs/fit/e1/{key}.log",
-    threads: 1
-    resources:
-        mem_mb=500,
     # Cached between workflows (`--cache`); Snakemake allows no benchmark directive on
     # cached rules, so the CLI logs the job's wall time instead.
     cache: "omit-software"
     conda:
         "../envs/equivdyn.yaml"
+    threads: 1
+    resources:
+        mem_mb=500,
+    params:
+        spec=spec_json,
     shell:
         "equivdyn fit --spec {params.spec:q} --input {input.trajectory:q}"
         " --out {output.h5:q} > {log:q} 2>&1"

@@ -26,15 +26,23 @@ def copy_workflow(dest: Path) -> Path:
     return dest
 
 
+def venv_exe(name: str) -> str:
+    """Path of a console script installed beside the running Python."""
+    return str(Path(sys.executable).with_name(name))
+
+
 def snakemake_exe() -> str:
-    return str(Path(sys.executable).with_name("snakemake"))
+    return venv_exe("snakemake")
 
 
-def run_snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+def run_snakemake(
+    workdir: Path, *args: str, check: bool = True, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run Snakemake in ``workdir``; returns the completed process (stdout+stderr in .stdout)."""
     proc = subprocess.run(
         [snakemake_exe(), "--cores", "2", *args],
         cwd=workdir,
+        env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

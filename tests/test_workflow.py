@@ -20,7 +20,7 @@ import yaml
 
 from equivdyn.store import read_trajectory, summarize
 
-from .conftest import run_snakemake, snakemake_exe
+from .conftest import ROOT, copy_workflow, run_snakemake, snakemake_exe, venv_exe
 
 pytestmark = pytest.mark.slow
 
@@ -109,6 +109,42 @@ def test_lint_reports_no_problems(workflow_dir: Path) -> None:
     proc = run_snakemake(workflow_dir, "--lint", check=False)
     assert proc.returncode == 0, proc.stdout
     assert "Congratulations" in proc.stdout, proc.stdout
+
+
+def test_rule_files_are_snakefmt_clean() -> None:
+    proc = subprocess.run(
+        [venv_exe("snakefmt"), "--check", "Snakefile", "rules"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stdout
+
+
+def test_second_checkout_reuses_the_between_workflow_cache(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    env = {**os.environ, "SNAKEMAKE_OUTPUT_CACHE": str(cache)}
+    first, second = copy_workflow(tmp_path / "first"), copy_workflow(tmp_path / "second")
+    args = ("all", "--cache", "--configfile", "tests/tiny.yaml")
+    run_snakemake(first, *args, env=env)
+    assert len(list((first / "logs/train/e1").glob("*.log"))) == 3
+    out = run_snakemake(second, *args, env=env).stdout
+    # No training or fitting job ran in the second checkout: their results came from the
+    # cache (Snakemake links them in and leaves the jobs' logs empty).
+    for stage in ("train", "fit"):
+        results = sorted((second / "results" / stage / "e1").glob("*.h5"))
+        assert len(results) == 3
+        for path in results:
+            assert f"output file results/{stage}/e1/{path.name} from cache" in out
+            assert (second / "logs" / stage / "e1" / f"{path.stem}.log").read_text() == ""
+    for path in (first / "results/train/e1").glob("*.h5"):
+        twin = second / "results/train/e1" / path.name
+        assert read_trajectory(twin).observables["state"].tobytes() == read_trajectory(path).observables["state"].tobytes()
+    assert json.loads((second / f"{FIG2}.json").read_text())["distances"] == json.loads(
+        (first / f"{FIG2}.json").read_text()
+    )["distances"]
 
 
 @pytest.mark.parametrize(

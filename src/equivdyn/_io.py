@@ -18,7 +18,9 @@ KEY_LENGTH = 16
 def canonical_json(obj: Any) -> str:
     """Serialise ``obj`` to JSON with sorted keys and no insignificant white space.
 
-    Two objects that compare equal give the same string, so the string can be hashed.
+    The same JSON value always gives the same string, whatever the order of dict keys,
+    so the string can be hashed.  Types are kept apart: ``1``, ``1.0`` and ``True`` give
+    different strings (and keys), because a parameter's type can change a result.
     Floats keep their shortest round-trip representation; NaN and infinity are refused
     because they have no JSON spelling.
     """

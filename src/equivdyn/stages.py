@@ -35,12 +35,26 @@ STAGE_VERSIONS: dict[str, int] = {"train_e1": 1, "fit": 1, "compare": 1}
 TRAINERS = {"e1": "equivdyn.experiments.e1"}
 
 
-def _check_version(spec: Mapping[str, Any], expected: int) -> None:
+def _check_spec(spec: Mapping[str, Any], stage: str, version_name: str | None = None) -> None:
+    """Check that ``spec`` is a spec for ``stage`` of this equivdyn's version of it."""
+    if spec.get("stage") != stage:
+        raise ParameterError(f"stage: this is the {stage!r} command, but the spec is for stage {spec.get('stage')!r}")
+    expected = STAGE_VERSIONS[version_name or stage]
     if spec.get("version") != expected:
         raise ParameterError(
-            f"spec for stage {spec['stage']!r} was planned for version {spec.get('version')!r}, "
+            f"version: the spec for stage {stage!r} was planned for version {spec.get('version')!r}, "
             f"but this equivdyn implements version {expected}; re-plan the workflow"
         )
+    for name in ("params", "inputs"):
+        if not isinstance(spec.get(name), dict):
+            raise ParameterError(f"{name}: the spec needs a JSON object {name!r}, got {spec.get(name)!r}")
+
+
+def _spec_input(spec: Mapping[str, Any], name: str) -> str:
+    key = spec["inputs"].get(name)
+    if not isinstance(key, str):
+        raise ParameterError(f"inputs.{name}: the spec names no {name!r} input key")
+    return key
 
 
 def _check_input_key(path: Path, found: str, expected: str) -> None:
@@ -66,7 +80,7 @@ def train(spec: Mapping[str, Any], out: str | os.PathLike[str]) -> Trajectory:
     if experiment not in TRAINERS:
         raise ParameterError(f"experiment: unknown experiment {experiment!r}; known: {', '.join(TRAINERS)}")
     module = importlib.import_module(TRAINERS[experiment])
-    _check_version(spec, STAGE_VERSIONS[f"train_{experiment}"])
+    _check_spec(spec, "train", f"train_{experiment}")
     traj = module.simulate(dict(spec["params"]))
     traj = dataclasses.replace(traj, params=dict(spec), key=content_key(spec))
     check_finite(traj, f"training {experiment} ({content_key(spec)})")
@@ -79,19 +93,24 @@ def fit(spec: Mapping[str, Any], trajectory: str | os.PathLike[str], out: str | 
     """Fit the Koopman spectrum of one trajectory file and write the spectrum file."""
     from .koopman import KoopmanEstimator
 
-    _check_version(spec, STAGE_VERSIONS["fit"])
+    _check_spec(spec, "fit")
+    expected_key = _spec_input(spec, "trajectory")
+    params = dict(spec["params"])
+    observable = params.pop("observable", None)
+    try:
+        estimator = KoopmanEstimator(**params)
+    except TypeError as exc:
+        raise ParameterError(f"params: {exc}") from None
     path = Path(trajectory)
     traj = read_trajectory(path)
-    _check_input_key(path, traj.key, spec["inputs"]["trajectory"])
+    _check_input_key(path, traj.key, expected_key)
     check_finite(traj, str(path))
-    params = dict(spec["params"])
-    observable = params.pop("observable")
     if observable not in traj.observables:
         raise ParameterError(
             f"observable: {path} has no observable {observable!r} (it has {', '.join(traj.observables)})"
         )
     try:
-        spectrum = KoopmanEstimator(**params).fit(traj.observables[observable])
+        spectrum = estimator.fit(traj.observables[observable])
     except ValueError as exc:
         raise ParameterError(f"fitting {path}: {exc}") from None
     write_spectra(
@@ -112,7 +131,7 @@ def compare(spec: Mapping[str, Any], inputs: Mapping[str, Path], out: str | os.P
     """
     from .conjugacy import randomization_test
 
-    _check_version(spec, STAGE_VERSIONS["compare"])
+    _check_spec(spec, "compare")
     params = spec["params"]
     missing = sorted(set(spec["inputs"]) - set(inputs))
     if missing:

@@ -138,8 +138,8 @@ def _check_trajectory(traj: Trajectory) -> None:
     n_init = None
     for name, arr in traj.observables.items():
         arr = np.asarray(arr)
-        if arr.ndim != 3:
-            raise ValueError(f"observable {name!r} must be [M, T, D], got shape {arr.shape}")
+        if arr.ndim != 3 or 0 in arr.shape:
+            raise ValueError(f"observable {name!r} must be a non-empty [M, T, D] array, got shape {arr.shape}")
         if arr.shape[1] != steps.size:
             raise ValueError(
                 f"observable {name!r} has {arr.shape[1]} snapshots but steps has {steps.size}"
@@ -193,6 +193,9 @@ def write_spectra(
     """Write named spectra with their provenance to ``path`` atomically."""
     if not spectra:
         raise ValueError("write_spectra needs at least one spectrum")
+    empty = [name for name, spec in spectra.items() if np.asarray(spec.eigenvalues).size == 0]
+    if empty:
+        raise ValueError(f"spectra {empty} hold no eigenvalue")
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as h5:
         h5.attrs.update(_provenance(FORMAT_SPECTRUM, experiment, key, params))
         h5.attrs["inputs"] = canonical_json(list(inputs))
@@ -249,6 +252,8 @@ def _check_header(h5: h5py.File, path: Path, expected: str | None) -> str:
     if expected is not None and fmt != expected:
         raise InvalidFileError(path, f"expected a {expected!r} file, found {fmt!r}")
     version = _attr(h5, path, "format_version")
+    if not isinstance(version, (int, np.integer)) or isinstance(version, bool):
+        raise InvalidFileError(path, f"attribute 'format_version' is not an integer: {version!r}")
     if int(version) != FORMAT_VERSION:
         raise InvalidFileError(
             path, f"format_version {int(version)} is not supported (this equivdyn reads {FORMAT_VERSION})"
@@ -322,7 +327,7 @@ def read_spectra(path: str | os.PathLike[str]) -> SpectrumFile:
                 g = group[name]
                 eig = _dataset(g, p, "eigenvalues")
                 res = _dataset(g, p, "residuals")
-                if eig.ndim != 1 or res.shape != eig.shape:
+                if eig.ndim != 1 or eig.size == 0 or res.shape != eig.shape:
                     raise InvalidFileError(p, f"spectrum {name!r}: eigenvalues {eig.shape} and residuals {res.shape} disagree")
                 spectra[name] = KoopmanSpectrum(
                     eigenvalues=eig.astype(np.complex128),

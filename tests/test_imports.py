@@ -1,0 +1,15 @@
+"""Start-up cost: planning, fitting, comparing and plotting never import torch."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+
+def test_light_stages_do_not_import_torch() -> None:
+    code = (
+        "import sys, equivdyn, equivdyn.cli, equivdyn.stages, equivdyn.figures.fig2;"
+        "print('torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
