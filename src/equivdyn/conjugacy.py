@@ -22,7 +22,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy.optimize import linear_sum_assignment
 
-from equivdyn.errors import ParameterError
+from equivdyn.errors import ParameterError, check_int
 
 __all__ = [
     "PermutationResult",
@@ -49,15 +49,6 @@ MAX_BALANCED_SIZE = 2000
 # ---------------------------------------------------------------------------
 # validation helpers
 # ---------------------------------------------------------------------------
-
-
-def _check_int(value: object, name: str, minimum: int) -> int:
-    """Return ``value`` as ``int`` if it is an integer ``>= minimum``, else raise."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise ParameterError(f"{name} must be an integer, got {value!r} of type {type(value).__name__}")
-    if value < minimum:
-        raise ParameterError(f"{name} must be >= {minimum}, got {value}")
-    return int(value)
 
 
 def as_eigenvalues(x: ArrayLike, name: str = "eigenvalues") -> NDArray[np.complex128]:
@@ -295,8 +286,8 @@ def randomization_test(a: ArrayLike, b: ArrayLike, n_shuffles: int = 1000, seed:
         On invalid sets, sets of different size or bad ``n_shuffles``/``seed``.
     """
     av, bv = _pair(a, b, balance=True)
-    n_shuffles = _check_int(n_shuffles, "n_shuffles", 1)
-    seed = _check_int(seed, "seed", 0)
+    n_shuffles = check_int(n_shuffles, "n_shuffles", 1)
+    seed = check_int(seed, "seed", 0)
     cols, costs = _matching_cost(av, bv)
     observed = float(np.mean(costs))
     b_matched = bv[cols]
@@ -453,8 +444,8 @@ def permutation_test(
     """
     sets_a = _group(group_a, "group_a")
     sets_b = _group(group_b, "group_b")
-    n_permutations = _check_int(n_permutations, "n_permutations", 1)
-    seed = _check_int(seed, "seed", 0)
+    n_permutations = check_int(n_permutations, "n_permutations", 1)
+    seed = check_int(seed, "seed", 0)
     if not isinstance(paired, (bool, np.bool_)):
         raise ParameterError(f"paired must be a bool, got {paired!r}")
     n_a, n_b = len(sets_a), len(sets_b)
@@ -574,8 +565,8 @@ def bootstrap_ci(values: ArrayLike, n_boot: int = 10000, level: float = 0.95, se
     if not np.isfinite(arr).all():
         i = int(np.flatnonzero(~np.isfinite(arr))[0])
         raise ValueError(f"values contains NaN or inf; the first one is at index {i} ({arr[i]})")
-    n_boot = _check_int(n_boot, "n_boot", 1)
-    seed = _check_int(seed, "seed", 0)
+    n_boot = check_int(n_boot, "n_boot", 1)
+    seed = check_int(seed, "seed", 0)
     if (
         isinstance(level, bool)
         or not isinstance(level, (int, float, np.floating, np.integer))

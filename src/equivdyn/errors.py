@@ -26,3 +26,16 @@ class InvalidFileError(EquivdynError, ValueError):
 
 class ParameterError(EquivdynError, ValueError):
     """A parameter (from a config, a spec or a call) has a bad value; the message names it."""
+
+
+def check_int(value: object, name: str, minimum: int) -> int:
+    """Return ``value`` as ``int`` if it is an integer ``>= minimum``; else raise :class:`ParameterError`.
+
+    ``bool`` is refused although it subclasses ``int``: ``True`` is never a count.
+    """
+    if isinstance(value, bool) or not (isinstance(value, int) or hasattr(value, "__index__")):
+        raise ParameterError(f"{name} must be an integer, got {value!r} of type {type(value).__name__}")
+    value = int(value.__index__())  # type: ignore[union-attr]
+    if value < minimum:
+        raise ParameterError(f"{name} must be >= {minimum}, got {value}")
+    return value

@@ -23,7 +23,7 @@ import numpy as np
 import scipy.linalg
 from numpy.typing import ArrayLike, NDArray
 
-from equivdyn.errors import ParameterError
+from equivdyn.errors import ParameterError, check_int
 
 __all__ = [
     "SVD_METHODS",
@@ -90,18 +90,9 @@ class KoopmanSpectrum:
 # ---------------------------------------------------------------------------
 
 
-def _check_int(value: object, name: str, minimum: int) -> int:
-    """Return ``value`` as ``int`` if it is an integer ``>= minimum``, else raise."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise ParameterError(f"{name} must be an integer, got {value!r} of type {type(value).__name__}")
-    if value < minimum:
-        raise ParameterError(f"{name} must be >= {minimum}, got {value}")
-    return int(value)
-
-
 def _check_optional_int(value: object, name: str, minimum: int) -> int | None:
     """Like :func:`_check_int` but ``None`` passes through."""
-    return None if value is None else _check_int(value, name, minimum)
+    return None if value is None else check_int(value, name, minimum)
 
 
 def _check_svd(svd: object) -> str:
@@ -233,7 +224,7 @@ def delay_embed(trajectories: ArrayLike, n_delays: int) -> NDArray[Any]:
     ValueError
         If ``trajectories`` has the wrong shape or contains NaN/inf.
     """
-    n_delays = _check_int(n_delays, "n_delays", 0)
+    n_delays = check_int(n_delays, "n_delays", 0)
     data, single = _as_trajectories(trajectories)
     _, n_steps, _ = data.shape
     if n_steps - n_delays < 2:
@@ -317,7 +308,7 @@ def pca_project(trajectories: ArrayLike, n_components: int) -> tuple[NDArray[Any
     """
     data, single = _as_trajectories(trajectories)
     n_init, n_steps, n_obs = data.shape
-    n_components = _check_int(n_components, "n_components", 1)
+    n_components = check_int(n_components, "n_components", 1)
     limit = min(n_init * n_steps, n_obs)
     if n_components > limit:
         raise ParameterError(
@@ -550,7 +541,7 @@ class KoopmanEstimator:
         svd: str = "auto",
         keep_modes: bool = False,
     ) -> None:
-        self.n_delays: int = _check_int(n_delays, "n_delays", 0)
+        self.n_delays: int = check_int(n_delays, "n_delays", 0)
         self.rank: int | None = _check_optional_int(rank, "rank", 1)
         self.n_components: int | None = _check_optional_int(n_components, "n_components", 1)
         self.svd: str = _check_svd(svd)

@@ -359,37 +359,36 @@ def file_format(path: str | os.PathLike[str]) -> str:
 def summarize(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Validate any equivdyn file fully and return a JSON-ready summary of it."""
     fmt = file_format(path)
-    if fmt == FORMAT_TRAJECTORY:
-        traj = read_trajectory(path)
-        return {
-            "file": str(path),
-            "format": fmt,
-            "format_version": FORMAT_VERSION,
-            "experiment": traj.experiment,
-            "key": traj.key,
-            "created": traj.attrs["created"],
-            "versions": traj.attrs["versions"],
-            "params": traj.params,
-            "steps": {"count": int(traj.steps.size), "first": int(traj.steps[0]), "last": int(traj.steps[-1])},
-            "observables": {k: list(v.shape) for k, v in traj.observables.items()},
-            "metrics": {k: list(v.shape) for k, v in traj.metrics.items()},
-            "finite": bool(all(np.isfinite(v).all() for v in traj.observables.values())),
-        }
-    spec = read_spectra(path)
-    return {
+    content: Trajectory | SpectrumFile = read_trajectory(path) if fmt == FORMAT_TRAJECTORY else read_spectra(path)
+    summary = {
         "file": str(path),
         "format": fmt,
         "format_version": FORMAT_VERSION,
-        "experiment": spec.experiment,
-        "key": spec.key,
-        "created": spec.attrs["created"],
-        "versions": spec.attrs["versions"],
-        "params": spec.params,
-        "inputs": spec.inputs,
-        "spectra": {
-            name: {"n_eigenvalues": int(s.eigenvalues.size), "n_snapshots": s.n_snapshots,
-                   "max_modulus": float(np.abs(s.eigenvalues).max()),
-                   "max_residual": float(s.residuals.max())}
-            for name, s in spec.spectra.items()
-        },
+        "experiment": content.experiment,
+        "key": content.key,
+        "created": content.attrs["created"],
+        "versions": content.attrs["versions"],
+        "params": content.params,
     }
+    if isinstance(content, Trajectory):
+        steps = content.steps
+        summary.update(
+            steps={"count": int(steps.size), "first": int(steps[0]), "last": int(steps[-1])},
+            observables={k: list(v.shape) for k, v in content.observables.items()},
+            metrics={k: list(v.shape) for k, v in content.metrics.items()},
+            finite=bool(all(np.isfinite(v).all() for v in content.observables.values())),
+        )
+    else:
+        summary.update(
+            inputs=content.inputs,
+            spectra={
+                name: {
+                    "n_eigenvalues": int(s.eigenvalues.size),
+                    "n_snapshots": s.n_snapshots,
+                    "max_modulus": float(np.abs(s.eigenvalues).max()),
+                    "max_residual": float(s.residuals.max()),
+                }
+                for name, s in content.spectra.items()
+            },
+        )
+    return summary
