@@ -1,5 +1,5 @@
 # equivdyn: identify equivalent training dynamics (Redman et al., NeurIPS 2024).
-# Targets: `all` (every figure), `fig2`.  See README.md.
+# Targets: `all` (every figure), `fig2`, `fig3`, `figS_fcn_seeds`.  See README.md.
 
 from snakemake.utils import min_version, validate
 
@@ -13,6 +13,7 @@ validate(config, "workflow/schemas/config.schema.yaml", set_default=True)
 
 
 include: "rules/common.smk"
+include: "rules/data.smk"
 include: "rules/train.smk"
 include: "rules/koopman.smk"
 include: "rules/conjugacy.smk"
@@ -22,11 +23,23 @@ include: "rules/figures.smk"
 rule all:
     default_target: True
     input:
-        FIGURES["fig2"],
+        [f for files in FIGURES.values() for f in files],
         INDEX,
 
 
 rule fig2:
     input:
         FIGURES["fig2"],
+        INDEX,
+
+
+rule fig3:
+    input:
+        FIGURES["fig3"],
+        INDEX,
+
+
+rule figS_fcn_seeds:
+    input:
+        FIGURES["figS_fcn_seeds"],
         INDEX,

@@ -5,13 +5,17 @@
 # reverting it points the workflow back at results that already exist.
 
 import json
+import shlex
+from itertools import combinations
 
 from equivdyn import content_key
+from equivdyn.data.mnist import DATASET_KEY as MNIST_KEY
 from equivdyn.stages import STAGE_VERSIONS
 
 
 wildcard_constraints:
     key="[0-9a-f]{16}",
+    experiment="e[0-9]+",
 
 
 # Content key -> (result path, spec) for every result the plan asks for.
@@ -66,24 +70,40 @@ def named_inputs(wildcards):
     return {n: path_of(k) for n, k in planned_spec(wildcards)["inputs"].items()}
 
 
-def cli_inputs(names):
-    """Shell fragment `--input NAME=PATH ...` for named inputs."""
-    return " ".join(f"--input {n}={{input.{n}:q}}" for n in names)
+def cli_named_inputs(wildcards, input):
+    """Params function: `--input NAME=PATH ...` for every named input of the job."""
+    return " ".join(
+        f"--input {shlex.quote(f'{name}={path}')}" for name, path in input.items()
+    )
 
 
-def check_koopman(experiment, n_steps, koopman):
-    """Cross-field checks the schema cannot express; errors name the field."""
-    if n_steps - koopman["n_delays"] < 2:
+def check_delays(field, n_delays, n_steps):
+    """Cross-field check the schema cannot express; the error names the field."""
+    if n_steps - n_delays < 2:
         raise ValueError(
-            f"{experiment}.koopman.n_delays={koopman['n_delays']} leaves fewer than 2 "
-            f"embedded snapshots from {n_steps} steps; use n_delays <= {n_steps - 2}"
+            f"{field}={n_delays} leaves fewer than 2 embedded snapshots from {n_steps} "
+            f"recorded steps; use n_delays <= {n_steps - 2}"
         )
+
+
+# ---------------------------------------------------------------- data
+# The dataset's key is the hash of its content checksums, whatever the source (a local
+# copy or a download), so every downstream key depends on the data, not on its path.
+MNIST = f"results/data/mnist/{MNIST_KEY}.npz"
+PLAN[MNIST_KEY] = (
+    MNIST,
+    {"stage": "data", "experiment": "mnist", "params": {}, "inputs": {}},
+)
 
 
 # ---------------------------------------------------------------- E1: OMD, OGD, BM
 E1_METHODS = ["omd", "ogd", "bm"]
 E1_PAIRS = [["omd", "ogd"], ["ogd", "bm"], ["omd", "bm"]]
-check_koopman("e1", config["e1"]["train"]["n_steps"], config["e1"]["koopman"])
+check_delays(
+    "e1.koopman.n_delays",
+    config["e1"]["koopman"]["n_delays"],
+    config["e1"]["train"]["n_steps"],
+)
 E1_TRAIN = {
     m: plan("train", "e1", {"method": m, **config["e1"]["train"]}) for m in E1_METHODS
 }
@@ -100,7 +120,85 @@ E1_COMPARE = plan(
     "compare", "e1", {"pairs": E1_PAIRS, **config["e1"]["compare"]}, E1_FIT, ext="json"
 )
 
+
+# ---------------------------------------------------------------- E2: FCN width on MNIST
+E2 = config["e2"]
+E2_WIDTHS = sorted(set(E2["widths"]))
+E2_SEEDS = sorted(set(E2["seeds"]))
+E2_REF = E2["reference_width"]
+if E2_REF not in E2_WIDTHS:
+    raise ValueError(f"e2.reference_width={E2_REF} is not one of e2.widths {E2_WIDTHS}")
+E2_STEPS = E2["train"]["n_steps"] or 60000 // E2["train"]["batch_size"]
+
+
+def e2_name(width, seed):
+    return f"h{width}_s{seed}"
+
+
+def e2_delays(width):
+    """Delays scale with width so that embeddings have similar size (paper: 320 / h)."""
+    n_delays = max(0, E2["koopman"]["delay_budget"] // width)
+    check_delays(f"e2.koopman.delay_budget // {width} = n_delays", n_delays, E2_STEPS)
+    return n_delays
+
+
+E2_TRAIN, E2_FIT = {}, {}
+for h in E2_WIDTHS:
+    for s in E2_SEEDS:
+        E2_TRAIN[h, s] = plan(
+            "train", "e2", {**E2["train"], "width": h, "seed": s}, {"mnist": MNIST_KEY}
+        )
+        E2_FIT[h, s] = plan(
+            "fit",
+            "e2",
+            {
+                "observable": "output_weights",
+                "n_delays": e2_delays(h),
+                "rank": E2["koopman"]["rank"],
+                "n_components": None,
+            },
+            {"trajectory": E2_TRAIN[h, s]},
+        )
+E2_WIDTH_PAIRS = [f"{a}|{b}" for a, b in combinations(E2_WIDTHS, 2)]
+E2_COMPARE = plan(
+    "compare",
+    "e2",
+    {
+        **E2["compare"],
+        "reference_width": E2_REF,
+        # Each width pair within each seed, then the reference width between seeds.
+        "pairs": [
+            [e2_name(a, s), e2_name(b, s)]
+            for a, b in combinations(E2_WIDTHS, 2)
+            for s in E2_SEEDS
+        ]
+        + [
+            [e2_name(E2_REF, s), e2_name(E2_REF, t)]
+            for s, t in combinations(E2_SEEDS, 2)
+        ],
+        # Widths as labels, seeds as samples.
+        "permutation_tests": [
+            {
+                "name": f"{a}|{b}",
+                "group_a": [e2_name(a, s) for s in E2_SEEDS],
+                "group_b": [e2_name(b, s) for s in E2_SEEDS],
+                "paired": True,
+            }
+            for a, b in combinations(E2_WIDTHS, 2)
+        ],
+    },
+    {e2_name(h, s): key for (h, s), key in E2_FIT.items()},
+    ext="json",
+)
+
+
+def figure_files(name):
+    return expand(f"results/figures/{name}.{{ext}}", ext=["pdf", "png", "json"])
+
+
 FIGURES = {
-    "fig2": expand("results/figures/fig2_omd_ogd_bm.{ext}", ext=["pdf", "png", "json"]),
+    "fig2": figure_files("fig2_omd_ogd_bm"),
+    "fig3": figure_files("fig3_fcn_width"),
+    "figS_fcn_seeds": figure_files("figS_fcn_seeds"),
 }
 INDEX = "results/index.tsv"

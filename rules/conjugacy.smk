@@ -1,23 +1,23 @@
-# Conjugacy tests: distances between spectra and randomisation controls.
+# Conjugacy tests: distances between spectra, randomisation controls, permutation tests.
 
 
-rule compare_e1:
+rule compare:
     input:
         unpack(named_inputs),
     output:
-        json="results/compare/e1/{key}.json",
+        json="results/compare/{experiment}/{key}.json",
     log:
-        "logs/compare/e1/{key}.log",
+        "logs/compare/{experiment}/{key}.log",
     benchmark:
-        "benchmarks/compare/e1/{key}.tsv"
+        "benchmarks/compare/{experiment}/{key}.tsv"
     conda:
         "../envs/equivdyn.yaml"
     threads: 1
     resources:
-        mem_mb=500,
+        mem_mb=1000,
     params:
         spec=spec_json,
+        inputs=cli_named_inputs,
     shell:
-        "equivdyn compare --spec {params.spec:q} "
-        + cli_inputs(E1_METHODS)
-        + " --out {output.json:q} > {log:q} 2>&1"
+        "equivdyn compare --spec {params.spec:q} {params.inputs} --out {output.json:q}"
+        " > {log:q} 2>&1"

@@ -27,12 +27,76 @@ rule plot_fig2:
     threads: 1
     resources:
         mem_mb=1000,
+    params:
+        inputs=cli_named_inputs,
     shell:
-        "equivdyn plot fig2 "
-        + cli_inputs(
-            ["compare"] + [f"{s}_{m}" for s in ("traj", "spec") for m in E1_METHODS]
-        )
-        + " --out-prefix results/figures/fig2_omd_ogd_bm > {log:q} 2>&1"
+        "equivdyn plot fig2 {params.inputs}"
+        " --out-prefix results/figures/fig2_omd_ogd_bm > {log:q} 2>&1"
+
+
+E2_FIGURE_INPUTS = {
+    "compare": path_of(E2_COMPARE),
+    **{f"traj_{e2_name(*hs)}": path_of(k) for hs, k in E2_TRAIN.items()},
+    **{f"spec_{e2_name(*hs)}": path_of(k) for hs, k in E2_FIT.items()},
+}
+
+
+rule plot_fig3:
+    input:
+        **E2_FIGURE_INPUTS,
+    output:
+        pdf="results/figures/fig3_fcn_width.pdf",
+        png=report(
+            "results/figures/fig3_fcn_width.png",
+            caption="../workflow/report/fig3.rst",
+            category="Figure 3: FCN width on MNIST",
+        ),
+        json=report(
+            "results/figures/fig3_fcn_width.json",
+            caption="../workflow/report/fig3_json.rst",
+            category="Figure 3: FCN width on MNIST",
+        ),
+    log:
+        "logs/figures/fig3.log",
+    benchmark:
+        "benchmarks/figures/fig3.tsv"
+    conda:
+        "../envs/equivdyn.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+    params:
+        inputs=cli_named_inputs,
+    shell:
+        "equivdyn plot fig3 {params.inputs}"
+        " --out-prefix results/figures/fig3_fcn_width > {log:q} 2>&1"
+
+
+rule plot_figS_fcn_seeds:
+    input:
+        **E2_FIGURE_INPUTS,
+    output:
+        pdf="results/figures/figS_fcn_seeds.pdf",
+        png=report(
+            "results/figures/figS_fcn_seeds.png",
+            caption="../workflow/report/figS_fcn_seeds.rst",
+            category="Figure S: FCN between-seed spectra",
+        ),
+        json="results/figures/figS_fcn_seeds.json",
+    log:
+        "logs/figures/figS_fcn_seeds.log",
+    benchmark:
+        "benchmarks/figures/figS_fcn_seeds.tsv"
+    conda:
+        "../envs/equivdyn.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+    params:
+        inputs=cli_named_inputs,
+    shell:
+        "equivdyn plot figS_fcn_seeds {params.inputs}"
+        " --out-prefix results/figures/figS_fcn_seeds > {log:q} 2>&1"
 
 
 rule index:

@@ -1,13 +1,13 @@
 # Koopman fitting: one spectrum file per trajectory file.
 
 
-rule fit_e1:
+rule fit:
     input:
         trajectory=input_path("trajectory"),
     output:
-        h5="results/fit/e1/{key}.h5",
+        h5="results/fit/{experiment}/{key}.h5",
     log:
-        "logs/fit/e1/{key}.log",
+        "logs/fit/{experiment}/{key}.log",
     # Cached between workflows (`--cache`); Snakemake allows no benchmark directive on
     # cached rules, so the CLI logs the job's wall time instead.
     cache: "omit-software"
@@ -15,7 +15,7 @@ rule fit_e1:
         "../envs/equivdyn.yaml"
     threads: 1
     resources:
-        mem_mb=500,
+        mem_mb=4000,
     params:
         spec=spec_json,
     shell:

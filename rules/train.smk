@@ -1,12 +1,14 @@
-# Training: one job per experiment variant (and seed), all initialisations inside.
+# Training: one job per experiment variant and seed, all initialisations inside.
 # Outputs are content-addressed and cached between workflows (`--cache`).
 
 
-rule train_e1:
+rule train:
+    input:
+        unpack(named_inputs),
     output:
-        h5="results/train/e1/{key}.h5",
+        h5="results/train/{experiment}/{key}.h5",
     log:
-        "logs/train/e1/{key}.log",
+        "logs/train/{experiment}/{key}.log",
     # Cached between workflows (`--cache`); Snakemake allows no benchmark directive on
     # cached rules, so the CLI logs the job's wall time instead.
     cache: "omit-software"
@@ -14,8 +16,10 @@ rule train_e1:
         "../envs/equivdyn.yaml"
     threads: 1
     resources:
-        mem_mb=500,
+        mem_mb=2000,
     params:
         spec=spec_json,
+        inputs=cli_named_inputs,
     shell:
-        "equivdyn train --spec {params.spec:q} --out {output.h5:q} > {log:q} 2>&1"
+        "equivdyn train --spec {params.spec:q} {params.inputs} --out {output.h5:q}"
+        " > {log:q} 2>&1"

@@ -14,7 +14,14 @@ WORKFLOW_FILES = ("Snakefile", "config.yaml", "rules", "workflow", "profiles", "
 
 
 def copy_workflow(dest: Path) -> Path:
-    """Copy the workflow (not its results) into ``dest`` and return it."""
+    """Copy the workflow (not its results) into ``dest`` and return it.
+
+    ``shared/`` (real MNIST) is linked beside the copy, as it lies beside the checkout,
+    so the configs' relative data paths hold there too.
+    """
+    shared = dest.parent / "shared"
+    if not shared.exists():
+        shared.symlink_to(ROOT.parent / "shared")
     for name in WORKFLOW_FILES:
         src = ROOT / name
         target = dest / name

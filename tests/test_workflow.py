@@ -66,8 +66,9 @@ def test_fig2_default_config_reproduces_the_paper_claim(workflow_dir: Path) -> N
     # Every result file is valid and carries its own key as its name.
     for path in (workflow_dir / "results").glob("*/e1/*.h5"):
         assert summarize(path)["key"] == path.stem
-    index = (workflow_dir / "results/index.tsv").read_text().splitlines()
-    assert len(index) == 1 + 3 + 3 + 1
+    index = (workflow_dir / "results/index.tsv").read_text()
+    for path in (workflow_dir / "results").glob("*/e1/*"):
+        assert f"\t{path.relative_to(workflow_dir)}\t" in index
 
     assert planned_jobs(workflow_dir, "fig2") == collections.Counter()
     # Touching results changes only their mtime: nothing reruns.
@@ -88,7 +89,7 @@ def test_loss_change_reruns_e1_and_revert_reuses_results(workflow_dir: Path) -> 
     run_snakemake(workflow_dir, "all", "--configfile", "tests/tiny.yaml")
     quadratic = write_config(workflow_dir, "quadratic.yaml", loss="quadratic")
     assert planned_jobs(workflow_dir, "all", "--configfile", quadratic) == collections.Counter(
-        {"train_e1": 3, "fit_e1": 3, "compare_e1": 1, "plot_fig2": 1, "index": 1}
+        {"train": 3, "fit": 3, "compare": 1, "plot_fig2": 1, "index": 1}
     )
     run_snakemake(workflow_dir, "all", "--configfile", quadratic)
     assert json.loads((workflow_dir / f"{FIG2}.json").read_text())["loss"] == "quadratic"
@@ -101,7 +102,7 @@ def test_loss_change_reruns_e1_and_revert_reuses_results(workflow_dir: Path) -> 
         (workflow_dir / "tests/tiny.yaml").read_text().replace("n_delays: 4", "n_delays: 3")
     )
     assert planned_jobs(workflow_dir, "all", "--configfile", "delays.yaml") == collections.Counter(
-        {"fit_e1": 3, "compare_e1": 1, "plot_fig2": 1, "index": 1}
+        {"fit": 3, "compare": 1, "plot_fig2": 1, "index": 1}
     )
 
 
@@ -196,7 +197,7 @@ def test_killed_training_job_reruns_to_a_complete_valid_result(workflow_dir: Pat
     name = write_config(workflow_dir, "big.yaml", dim=3, grid_size=12, n_steps=4000)
     out_dir = workflow_dir / "results/train/e1"
     snake = subprocess.Popen(
-        [snakemake_exe(), "--cores", "1", "all", "--until", "train_e1", "--configfile", name],
+        [snakemake_exe(), "--cores", "1", "all", "--until", "train", "--configfile", name],
         cwd=workflow_dir,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -217,9 +218,72 @@ def test_killed_training_job_reruns_to_a_complete_valid_result(workflow_dir: Pat
     assert snake.returncode != 0
     assert not list(out_dir.glob("*.h5")), "a killed job left a result behind"
 
-    run_snakemake(workflow_dir, "all", "--until", "train_e1", "--configfile", name)
+    run_snakemake(workflow_dir, "all", "--until", "train", "--configfile", name)
     assert len(list(out_dir.glob("*.h5"))) == 3
     for path in out_dir.glob("*.h5"):
         traj = read_trajectory(path)
         assert traj.key == path.stem
         assert traj.observables["state"].shape == (12**3, 4000, 3)
+
+
+def write_e2_config(workdir: Path, name: str, **e2: object) -> str:
+    config = yaml.safe_load((workdir / "tests/tiny.yaml").read_text())
+    config["e2"].update(e2)
+    (workdir / name).write_text(yaml.safe_dump(config))
+    return name
+
+
+def test_e2_figures_and_adding_a_width_trains_only_that_width(workflow_dir: Path) -> None:
+    run_snakemake(workflow_dir, "fig3", "figS_fcn_seeds", "--configfile", "tests/tiny.yaml")
+    numbers = json.loads((workflow_dir / "results/figures/fig3_fcn_width.json").read_text())
+    assert numbers["widths"] == [5, 10] and numbers["seeds"] == [0, 1]
+    assert set(numbers["distances"]) == {"5|10"} and len(numbers["distances"]["5|10"]) == 2
+    assert len(numbers["between_seeds"]["10"]) == 1
+    assert 0 < numbers["permutation_tests"]["5|10"]["p_value"] <= 1
+    assert len(numbers["spectra"]["h5"]["s0"]) == 4  # rank 4 in tests/tiny.yaml
+    appendix = json.loads((workflow_dir / "results/figures/figS_fcn_seeds.json").read_text())
+    assert appendix["between_seeds"] == numbers["between_seeds"]
+    for path in (workflow_dir / "results/train/e2").glob("*.h5"):
+        traj = read_trajectory(path)
+        assert traj.observables["output_weights"].shape[:2] == (3, 60)
+        assert traj.params["inputs"]["mnist"] == path_key_of_mnist(workflow_dir)
+
+    wider = write_e2_config(workflow_dir, "wider.yaml", widths=[5, 10, 20])
+    # Only the new width trains and fits (2 seeds); comparison, figures and index follow.
+    assert planned_jobs(workflow_dir, "fig3", "figS_fcn_seeds", "--configfile", wider) == collections.Counter(
+        {"train": 2, "fit": 2, "compare": 1, "plot_fig3": 1, "plot_figS_fcn_seeds": 1, "index": 1}
+    )
+
+
+def path_key_of_mnist(workdir: Path) -> str:
+    (npz,) = (workdir / "results/data/mnist").glob("*.npz")
+    return npz.stem
+
+
+def test_corrupted_mnist_stops_before_training(workflow_dir: Path, tmp_path: Path) -> None:
+    import numpy as np
+
+    with np.load(workflow_dir.parent / "shared/data/mnist.npz") as data:
+        arrays = {k: data[k].copy() for k in data.files}
+    arrays["x_train"][0, 0, 0] ^= 1
+    bad = tmp_path / "mnist_bad.npz"
+    np.savez(bad, **arrays)
+    config = yaml.safe_load((workflow_dir / "tests/tiny.yaml").read_text())
+    config["data"]["mnist"] = str(bad)
+    (workflow_dir / "bad.yaml").write_text(yaml.safe_dump(config))
+    proc = run_snakemake(workflow_dir, "fig3", "--configfile", "bad.yaml", check=False)
+    assert proc.returncode != 0
+    log = (workflow_dir / "logs/data/mnist.log").read_text()
+    assert "array x_train has SHA-256" in log and "Traceback" not in log
+    assert not (workflow_dir / "results/train/e2").exists()
+    assert not list((workflow_dir / "results/data").rglob("*.npz"))
+
+
+def test_missing_mnist_file_is_named(workflow_dir: Path) -> None:
+    config = yaml.safe_load((workflow_dir / "tests/tiny.yaml").read_text())
+    config["data"]["mnist"] = "no/such/mnist.npz"
+    (workflow_dir / "missing.yaml").write_text(yaml.safe_dump(config))
+    proc = run_snakemake(workflow_dir, "fig3", "--configfile", "missing.yaml", check=False)
+    assert proc.returncode != 0
+    assert "no/such/mnist.npz" in proc.stdout
+    assert not (workflow_dir / "results").exists()

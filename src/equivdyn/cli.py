@@ -49,7 +49,13 @@ def _named_paths(items: Sequence[str], option: str) -> dict[str, Path]:
 def cmd_train(args: argparse.Namespace) -> None:
     from .stages import train
 
-    train(_spec(args.spec), args.out)
+    train(_spec(args.spec), _named_paths(args.input, "--input"), args.out)
+
+
+def cmd_data(args: argparse.Namespace) -> None:
+    from .stages import prepare_data
+
+    prepare_data(args.dataset, args.source, args.out)
 
 
 def cmd_fit(args: argparse.Namespace) -> None:
@@ -139,8 +145,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="simulate or train one experiment variant; write its trajectory file")
     p.add_argument("--spec", required=True, help="JSON record of the training parameters")
+    p.add_argument("--input", action="append", default=[], metavar="NAME=PATH", help="a named input (dataset)")
     p.add_argument("--out", required=True, type=Path, help="trajectory file to write (.h5)")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("data", help="verify a dataset (local copy or download) and write it for training")
+    p.add_argument("dataset", help="dataset name, e.g. mnist")
+    p.add_argument("--source", default=None, help="local copy (file or folder); omit to use data/ or download")
+    p.add_argument("--out", required=True, type=Path, help=".npz file to write")
+    p.set_defaults(func=cmd_data)
 
     p = sub.add_parser("fit", help="fit Koopman spectra to a trajectory file")
     p.add_argument("--spec", required=True, help="JSON record of the fit parameters and input key")

@@ -38,6 +38,10 @@ __all__ = [
 #: Allowed values of the ``svd`` argument of :func:`dmd` and :class:`KoopmanEstimator`.
 SVD_METHODS: tuple[str, ...] = ("auto", "direct", "gram")
 
+#: Smallest ``min(X.shape)`` at which the automatic route fits a rank-truncated DMD via a
+#: Gram matrix (see :func:`dmd`).
+GRAM_MIN_SIZE = 1000
+
 #: Relative tolerance under which two eigenvalue moduli count as tied when sorting.
 _SORT_TIE_RTOL = 1e-12
 
@@ -342,15 +346,22 @@ def _svd_direct(x: NDArray[Any]) -> tuple[NDArray[Any], NDArray[np.float64], NDA
     return u, s, vh.conj().T
 
 
-def _svd_gram(x: NDArray[Any]) -> tuple[NDArray[np.float64], NDArray[Any]]:
-    """Singular values and right singular vectors of ``X`` from the Gram matrix ``X^H X``."""
-    gram = x.conj().T @ x
+def _svd_gram(x: NDArray[Any]) -> tuple[NDArray[Any] | None, NDArray[np.float64], NDArray[Any] | None]:
+    """Singular values and the singular vectors of the smaller side from a Gram matrix.
+
+    With ``n_features <= n_snapshots`` the Gram matrix is ``X X^H`` and gives ``U``;
+    otherwise it is ``X^H X`` and gives ``V``.  Returns ``(U, s, None)`` or
+    ``(None, s, V)``; the caller completes the rank-``r`` part of the other side.
+    """
+    left = x.shape[0] <= x.shape[1]
+    gram = x @ x.conj().T if left else x.conj().T @ x
     evals, evecs = scipy.linalg.eigh(gram)
     evals = evals[::-1]
     evecs = evecs[:, ::-1]
     n_sv = min(x.shape)
     s = np.sqrt(np.clip(evals[:n_sv], 0.0, None))
-    return s, evecs[:, :n_sv]
+    vectors = evecs[:, :n_sv]
+    return (vectors, s, None) if left else (None, s, vectors)
 
 
 def dmd(
@@ -378,15 +389,20 @@ def dmd(
     Two routes compute the SVD:
 
     * ``"direct"``: ``np.linalg.svd(X, full_matrices=False)``.
-    * ``"gram"``: the eigen-decomposition of the Gram matrix ``X^H X``
-      (``n_snapshots x n_snapshots``) gives ``V`` and ``S``; then
-      ``U_r = X V_r S_r^{-1}``.  This is much cheaper when ``n_features`` greatly
-      exceeds ``n_snapshots`` (e.g. network weights), but squares the condition
+    * ``"gram"``: the eigen-decomposition of the Gram matrix of the smaller side —
+      ``X^H X`` (``n_snapshots`` squared) when ``n_features > n_snapshots``, else
+      ``X X^H`` — gives ``S`` and ``V`` (or ``U``); the rank-``r`` part of the other
+      side follows as ``U_r = X V_r S_r^{-1}`` (or ``V_r = X^H U_r S_r^{-1}``).  A
+      matrix product and a symmetric eigen-decomposition are many times cheaper than
+      a full SVD of a large matrix, but squaring the matrix squares the condition
       number: singular values below about ``sqrt(eps) * s_max`` are not resolved.
       The automatic rank of this route therefore uses the tolerance
       ``sqrt(max(X.shape) * eps) * s_max`` (the usual tolerance applied to the
-      eigenvalues of ``X^H X``) instead of ``max(X.shape) * eps * s_max``.
-    * ``"auto"``: ``"gram"`` when ``n_features > 2 * n_snapshots``, else ``"direct"``.
+      eigenvalues of a Gram matrix) instead of ``max(X.shape) * eps * s_max``.
+    * ``"auto"``: ``"gram"`` when ``n_features > 2 * n_snapshots`` (e.g. network
+      weights), or when an explicit ``rank`` truncates a large matrix
+      (``min(X.shape) >= GRAM_MIN_SIZE``), where only the leading singular triplets
+      matter; ``"direct"`` otherwise.
 
     Parameters
     ----------
@@ -434,15 +450,15 @@ def dmd(
     n_features, n_snapshots = x.shape
     route = svd
     if route == "auto":
-        route = "gram" if n_features > 2 * n_snapshots else "direct"
+        large_truncated = rank is not None and min(x.shape) >= GRAM_MIN_SIZE
+        route = "gram" if n_features > 2 * n_snapshots or large_truncated else "direct"
 
     eps = np.finfo(np.float64).eps
     if route == "direct":
         u, s, v = _svd_direct(x)
         tol = max(x.shape) * eps * (s[0] if s.size else 0.0)
     else:
-        s, v = _svd_gram(x)
-        u = None
+        u, s, v = _svd_gram(x)
         tol = np.sqrt(max(x.shape) * eps) * (s[0] if s.size else 0.0)
     numerical_rank = int(np.count_nonzero(s > tol))
     if numerical_rank == 0:
@@ -460,8 +476,12 @@ def dmd(
         r = rank
 
     s_r = s[:r]
-    v_r = v[:, :r]
-    u_r = u[:, :r] if u is not None else (x @ v_r) / s_r
+    if v is None:
+        u_r = u[:, :r]
+        v_r = (x.conj().T @ u_r) / s_r
+    else:
+        v_r = v[:, :r]
+        u_r = u[:, :r] if u is not None else (x @ v_r) / s_r
     y_v_sinv = (y @ v_r) / s_r  # [n_features, r]
     u_r_h = u_r.conj().T
     a_tilde = u_r_h @ y_v_sinv  # [r, r]

@@ -28,11 +28,11 @@ log = logging.getLogger(__name__)
 #: Implementation version of every stage.  A code change that alters a stage's results
 #: bumps its number; the workflow's plan puts it into every spec, so all keys downstream
 #: change and the affected results are recomputed.
-STAGE_VERSIONS: dict[str, int] = {"train_e1": 1, "fit": 1, "compare": 1}
+STAGE_VERSIONS: dict[str, int] = {"train_e1": 1, "train_e2": 1, "fit": 1, "compare": 1}
 
 #: Experiments and the modules that produce their trajectories (imported on demand, so
 #: that planning and fitting never pay for torch).
-TRAINERS = {"e1": "equivdyn.experiments.e1"}
+TRAINERS = {"e1": "equivdyn.experiments.e1", "e2": "equivdyn.experiments.e2"}
 
 
 def _check_spec(spec: Mapping[str, Any], stage: str, version_name: str | None = None) -> None:
@@ -74,14 +74,25 @@ def check_finite(traj: Trajectory, source: str) -> None:
             )
 
 
-def train(spec: Mapping[str, Any], out: str | os.PathLike[str]) -> Trajectory:
-    """Produce the trajectory file of one experiment variant (and seed)."""
+def _check_named_inputs(spec: Mapping[str, Any], inputs: Mapping[str, Path]) -> None:
+    if set(inputs) != set(spec["inputs"]):
+        raise ParameterError(
+            f"inputs: the spec names inputs {sorted(spec['inputs'])}, but --input gave {sorted(inputs)}"
+        )
+
+
+def train(spec: Mapping[str, Any], inputs: Mapping[str, Path], out: str | os.PathLike[str]) -> Trajectory:
+    """Produce the trajectory file of one experiment variant (and seed).
+
+    ``inputs`` maps the names in ``spec["inputs"]`` (e.g. a dataset) to files.
+    """
     experiment = spec["experiment"]
     if experiment not in TRAINERS:
         raise ParameterError(f"experiment: unknown experiment {experiment!r}; known: {', '.join(TRAINERS)}")
-    module = importlib.import_module(TRAINERS[experiment])
     _check_spec(spec, "train", f"train_{experiment}")
-    traj = module.simulate(dict(spec["params"]))
+    _check_named_inputs(spec, inputs)
+    module = importlib.import_module(TRAINERS[experiment])
+    traj = module.simulate(dict(spec["params"]), dict(inputs))
     traj = dataclasses.replace(traj, params=dict(spec), key=content_key(spec))
     check_finite(traj, f"training {experiment} ({content_key(spec)})")
     write_trajectory(out, traj)
@@ -125,29 +136,39 @@ def fit(spec: Mapping[str, Any], trajectory: str | os.PathLike[str], out: str | 
 
 
 def compare(spec: Mapping[str, Any], inputs: Mapping[str, Path], out: str | os.PathLike[str]) -> dict[str, Any]:
-    """Distances and randomisation controls between named spectra; writes JSON.
+    """Distances, randomisation controls and label-permutation tests between named spectra.
 
-    ``spec["params"]`` holds ``pairs`` (list of [name, name]), ``n_shuffles`` and ``seed``.
+    ``spec["params"]`` holds
+
+    * ``pairs``: list of ``[name, name]``; each gets its Wasserstein distance and the
+      matched-pair randomisation control (``n_shuffles``, ``seed``);
+    * ``permutation_tests`` (optional): list of ``{"name", "group_a", "group_b", "paired"}``
+      with lists of spectrum names (one per seed); each gets the label-permutation test
+      (``n_permutations``) and a bootstrap interval of the mean between-group distance.
+
+    Writes the results as JSON to ``out`` and returns them.
     """
-    from .conjugacy import randomization_test
+    from .conjugacy import bootstrap_ci, permutation_test, randomization_test
 
     _check_spec(spec, "compare")
+    _check_named_inputs(spec, inputs)
     params = spec["params"]
-    missing = sorted(set(spec["inputs"]) - set(inputs))
-    if missing:
-        raise ParameterError(f"compare: no --input given for {', '.join(missing)}")
     eigenvalues = {}
     for name, path in inputs.items():
         data = read_spectra(path)
-        _check_input_key(path, data.key, spec["inputs"].get(name, data.key))
+        _check_input_key(path, data.key, spec["inputs"][name])
         eigenvalues[name] = data.spectra["all"].eigenvalues
+
+    def lookup(name: str, field: str) -> Any:
+        if name not in eigenvalues:
+            raise ParameterError(f"{field}: {name!r} names a spectrum that is not an input")
+        return eigenvalues[name]
+
     pairs = {}
     for a, b in params["pairs"]:
-        if a not in eigenvalues or b not in eigenvalues:
-            raise ParameterError(f"pairs: {a}|{b} names a spectrum that is not an input")
         try:
             result = randomization_test(
-                eigenvalues[a], eigenvalues[b], n_shuffles=params["n_shuffles"], seed=params["seed"]
+                lookup(a, "pairs"), lookup(b, "pairs"), n_shuffles=params["n_shuffles"], seed=params["seed"]
             )
         except ValueError as exc:
             raise EquivdynError(f"comparing {inputs[a]} with {inputs[b]}: {exc}") from None
@@ -157,6 +178,38 @@ def compare(spec: Mapping[str, Any], inputs: Mapping[str, Path], out: str | os.P
             "null_mean": float(np.mean(result.null)),
             "n_shuffles": int(result.n_shuffles),
         }
-    result = {"key": content_key(spec), "spec": dict(spec), "pairs": pairs}
+    tests = {}
+    for test in params.get("permutation_tests", []):
+        group_a = [lookup(n, "permutation_tests") for n in test["group_a"]]
+        group_b = [lookup(n, "permutation_tests") for n in test["group_b"]]
+        try:
+            res = permutation_test(
+                group_a, group_b, n_permutations=params["n_permutations"], seed=params["seed"], paired=test["paired"]
+            )
+            low, high = bootstrap_ci(res.between, seed=params["seed"])
+        except ValueError as exc:
+            raise EquivdynError(f"permutation test {test['name']}: {exc}") from None
+        tests[test["name"]] = {
+            "statistic": float(res.statistic),
+            "p_value": float(res.p_value),
+            "effect_size": float(res.effect_size),
+            "between": [float(v) for v in res.between],
+            "within": [float(v) for v in res.within],
+            "between_mean": float(np.mean(res.between)),
+            "between_ci95": [float(low), float(high)],
+            "within_mean": float(np.mean(res.within)),
+            "n_permutations": int(res.n_permutations),
+            "paired": bool(test["paired"]),
+        }
+    result = {"key": content_key(spec), "spec": dict(spec), "pairs": pairs, "permutation_tests": tests}
     write_json_atomic(out, result)
     return result
+
+
+def prepare_data(dataset: str, source: str | None, out: str | os.PathLike[str]) -> None:
+    """The data stage: verify a dataset (local copy or download) and write it to ``out``."""
+    if dataset != "mnist":
+        raise ParameterError(f"dataset: unknown dataset {dataset!r}; known: mnist")
+    from .data import mnist
+
+    mnist.prepare(source, out)

@@ -12,8 +12,9 @@ initial condition (step 0).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -179,13 +180,15 @@ def check_params(params: dict[str, Any]) -> dict[str, Any]:
     return p
 
 
-def simulate(params: dict[str, Any]) -> Trajectory:
+def simulate(params: dict[str, Any], inputs: Mapping[str, Path] | None = None) -> Trajectory:
     """Run one E1 method on its grid of initial conditions.
 
     Parameters
     ----------
     params : dict
         ``method`` (one of :data:`METHODS`) plus any of :data:`DEFAULTS`.
+    inputs : mapping, optional
+        Input files; E1 needs none.
 
     Returns
     -------
@@ -194,6 +197,8 @@ def simulate(params: dict[str, Any]) -> Trajectory:
         BM) and metric ``loss`` [M, n_steps]: f(x), f(exp u), and for BM the bisected
         function g(z).  ``params`` holds every parameter, defaults filled in.
     """
+    if inputs:
+        raise ParameterError(f"inputs: E1 reads no input files, got {sorted(inputs)}")
     p = check_params(params)
     loss = get_loss(p["loss"])
     n, eta, dim, size = p["n_steps"], float(p["eta"]), p["dim"], p["grid_size"]

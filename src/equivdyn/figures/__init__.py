@@ -10,7 +10,11 @@ from pathlib import Path
 from ..errors import ParameterError
 
 #: Figure name -> module that draws it.
-FIGURES = {"fig2": "equivdyn.figures.fig2"}
+FIGURES = {
+    "fig2": "equivdyn.figures.fig2",
+    "fig3": "equivdyn.figures.fig3",
+    "figS_fcn_seeds": "equivdyn.figures.figS_fcn_seeds",
+}
 
 
 def plot(figure: str, inputs: Mapping[str, Path], out_prefix: str | os.PathLike[str]) -> None:

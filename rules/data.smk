@@ -1,0 +1,24 @@
+# Data: verify a dataset (a local copy named in config, data/, or a download) and write
+# it under its content key.  A wrong checksum stops here: nothing downstream runs.
+
+
+rule data_mnist:
+    input:
+        source=lambda wildcards: config["data"]["mnist"] or [],
+    output:
+        npz=MNIST,
+    log:
+        "logs/data/mnist.log",
+    benchmark:
+        "benchmarks/data/mnist.tsv"
+    conda:
+        "../envs/equivdyn.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+    params:
+        source=lambda wildcards, input: (
+            f"--source {shlex.quote(input.source)}" if input.source else ""
+        ),
+    shell:
+        "equivdyn data mnist {params.source} --out {output.npz:q} > {log:q} 2>&1"

@@ -1,0 +1,1 @@
+"""Datasets: download, verify and prepare the data that the experiments train on."""

@@ -1,0 +1,60 @@
+"""Appendix figure: between-seed spectra of the widest network and their distances.
+
+(a) The Koopman spectra of every seed at the reference width, overlaid: conjugate
+dynamics from different seeds should give nearby spectra.  (b) Histogram of the
+between-seed distances against the per-seed distances between the narrowest and the
+reference width.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+
+from ._common import pairs_of, plt, save, unit_circle
+from ._e2 import load
+
+INPUTS = ("compare",)
+
+
+def plot(inputs: Mapping[str, Path], prefix: Path) -> None:
+    res = load(inputs)
+    h = res.reference_width
+    narrow = res.widths[0]
+    between = res.between_seeds()
+    across = res.distances(narrow, h)
+
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(11, 4.5))
+    cmap = plt.get_cmap("tab20")
+    eigs = np.concatenate([res.spectra[h, s].eigenvalues for s in res.seeds])
+    unit_circle(ax)
+    for i, s in enumerate(res.seeds):
+        eig = res.spectra[h, s].eigenvalues
+        ax.scatter(eig.real, eig.imag, s=14, color=cmap(i % 20), label=f"seed {s}" if i < 10 else None)
+    pad = 0.02
+    ax.set(xlim=(min(eigs.real.min(), 1.0) - pad, max(eigs.real.max(), 1.0) + pad),
+           ylim=(eigs.imag.min() - pad, eigs.imag.max() + pad), xlabel=r"Re $\lambda$", ylabel=r"Im $\lambda$",
+           title=f"(a) Koopman spectra of h = {h}, every seed")
+    ax.legend(fontsize=6, ncol=2)
+
+    bins = np.histogram_bin_edges(np.concatenate([between, across]), bins=15)
+    bx.hist(between, bins=bins, alpha=0.6, color="k", label=f"between seeds, h = {h} ({len(between)} pairs)")
+    bx.hist(across, bins=bins, alpha=0.6, color="tab:purple", label=f"h = {narrow} vs {h}, per seed")
+    bx.set(xlabel="Wasserstein distance", ylabel="count", title="(b) between-seed vs between-width distances")
+    bx.legend(fontsize=7)
+    fig.suptitle(f"E2 appendix: between-seed spectra at h = {h} ({len(res.seeds)} seeds)")
+    fig.tight_layout()
+
+    numbers = {
+        "reference_width": h,
+        "seeds": res.seeds,
+        "spectra": {f"s{s}": pairs_of(res.spectra[h, s].eigenvalues) for s in res.seeds},
+        "between_seeds": {str(h): between},
+        "between_seed_pairs": [[s, t] for i, s in enumerate(res.seeds) for t in res.seeds[i + 1:]],
+        "distances": {f"{narrow}|{h}": across},
+        "summary": {"between_mean": float(np.mean(between)), f"{narrow}|{h}_mean": float(np.mean(across))},
+        "keys": res.keys,
+    }
+    save(fig, numbers, prefix)
