@@ -24,7 +24,7 @@ from .conftest import ROOT, copy_workflow, run_snakemake, snakemake_exe, venv_ex
 
 pytestmark = pytest.mark.slow
 
-TARGET_RULES = {"all", "fig2"}
+TARGET_RULES = {"all", "fig2", "fig3", "figS_fcn_seeds"}
 FIG2 = "results/figures/fig2_omd_ogd_bm"
 
 
