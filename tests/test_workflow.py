@@ -167,6 +167,29 @@ def test_bad_config_stops_before_any_job_and_names_the_field(
     assert not (workflow_dir / "results").exists()
 
 
+@pytest.mark.parametrize(
+    ("override", "field"),
+    [
+        ({"widths": [5, "wide"]}, "widths"),
+        ({"train": {"activation": "tanh"}}, "activation"),
+        ({"train": {"lr": -0.1}}, "lr"),
+        ({"reference_width": 64}, "reference_width"),
+    ],
+)
+def test_bad_e2_config_names_the_field(workflow_dir: Path, override: dict, field: str) -> None:
+    config = yaml.safe_load((workflow_dir / "tests/tiny.yaml").read_text())
+    for key, value in override.items():
+        if isinstance(value, dict):
+            config["e2"][key].update(value)
+        else:
+            config["e2"][key] = value
+    (workflow_dir / "bad.yaml").write_text(yaml.safe_dump(config))
+    proc = run_snakemake(workflow_dir, "all", "--configfile", "bad.yaml", check=False)
+    assert proc.returncode != 0
+    assert field in proc.stdout
+    assert not (workflow_dir / "results").exists()
+
+
 def test_delays_longer_than_the_trajectory_are_refused(workflow_dir: Path) -> None:
     (workflow_dir / "bad.yaml").write_text(
         (workflow_dir / "tests/tiny.yaml").read_text().replace("n_delays: 4", "n_delays: 39")
