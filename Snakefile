@@ -1,5 +1,5 @@
 # equivdyn: identify equivalent training dynamics (Redman et al., NeurIPS 2024).
-# Targets: `all` (every figure), `fig2`, `fig3`, `figS_fcn_seeds`.  See README.md.
+# Targets: `all` (every figure), `fig2`, `fig3`, `figS_fcn_seeds`, `fig5`.  See README.md.
 
 from snakemake.utils import min_version, validate
 
@@ -42,4 +42,10 @@ rule fig3:
 rule figS_fcn_seeds:
     input:
         FIGURES["figS_fcn_seeds"],
+        INDEX,
+
+
+rule fig5:
+    input:
+        FIGURES["fig5"],
         INDEX,

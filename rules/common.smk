@@ -15,7 +15,7 @@ from equivdyn.stages import STAGE_VERSIONS
 
 wildcard_constraints:
     key="[0-9a-f]{16}",
-    experiment="e[0-9]+",
+    experiment="e[0-9]+(long)?",
 
 
 # Content key -> (result path, spec) for every result the plan asks for.
@@ -75,6 +75,11 @@ def cli_named_inputs(wildcards, input):
     return " ".join(
         f"--input {shlex.quote(f'{name}={path}')}" for name, path in input.items()
     )
+
+
+def train_threads(wildcards):
+    """Intra-op threads a training job uses (E4's trainer measured fastest with 2)."""
+    return 2 if wildcards.experiment.startswith("e4") else 1
 
 
 def check_delays(field, n_delays, n_steps):
@@ -192,6 +197,71 @@ E2_COMPARE = plan(
 )
 
 
+# ---------------------------------------------------------------- E4: grokking
+E4 = config["e4"]
+E4_SETUPS = ["grokking", "constrained"]
+E4_SEEDS = sorted(set(E4["seeds"]))
+check_delays("e4.koopman.n_delays", E4["koopman"]["n_delays"], E4["train"]["n_steps"])
+
+
+def e4_name(setup, seed):
+    return f"{setup}_s{seed}"
+
+
+E4_TRAIN, E4_FIT = {}, {}
+for setup in E4_SETUPS:
+    for s in E4_SEEDS:
+        E4_TRAIN[setup, s] = plan(
+            "train", "e4", {**E4["train"], "setup": setup, "seed": s}
+        )
+        E4_FIT[setup, s] = plan(
+            "fit",
+            "e4",
+            {"observable": "mlp_out", **E4["koopman"]},
+            {"trajectory": E4_TRAIN[setup, s]},
+        )
+E4_LONG = {
+    setup: plan(
+        "train",
+        "e4long",
+        {
+            **{
+                k: v
+                for k, v in E4["train"].items()
+                if k not in ("n_inits", "perturbation")
+            },
+            **E4["long"],
+            "setup": setup,
+        },
+    )
+    for setup in E4_SETUPS
+}
+E4_COMPARE = plan(
+    "compare",
+    "e4",
+    {
+        **E4["compare"],
+        # Grokking vs constrained within each seed, then each setup between seeds.
+        "pairs": [[e4_name("grokking", s), e4_name("constrained", s)] for s in E4_SEEDS]
+        + [
+            [e4_name(setup, s), e4_name(setup, t)]
+            for setup in E4_SETUPS
+            for s, t in combinations(E4_SEEDS, 2)
+        ],
+        "permutation_tests": [
+            {
+                "name": "grokking|constrained",
+                "group_a": [e4_name("grokking", s) for s in E4_SEEDS],
+                "group_b": [e4_name("constrained", s) for s in E4_SEEDS],
+                "paired": True,
+            }
+        ],
+    },
+    {e4_name(*k): key for k, key in E4_FIT.items()},
+    ext="json",
+)
+
+
 def figure_files(name):
     return expand(f"results/figures/{name}.{{ext}}", ext=["pdf", "png", "json"])
 
@@ -200,5 +270,6 @@ FIGURES = {
     "fig2": figure_files("fig2_omd_ogd_bm"),
     "fig3": figure_files("fig3_fcn_width"),
     "figS_fcn_seeds": figure_files("figS_fcn_seeds"),
+    "fig5": figure_files("fig5_grokking"),
 }
 INDEX = "results/index.tsv"

@@ -99,6 +99,36 @@ rule plot_figS_fcn_seeds:
         " --out-prefix results/figures/figS_fcn_seeds > {log:q} 2>&1"
 
 
+rule plot_fig5:
+    input:
+        **{f"traj_{e4_name(*k)}": path_of(v) for k, v in E4_TRAIN.items()},
+        **{f"spec_{e4_name(*k)}": path_of(v) for k, v in E4_FIT.items()},
+        **{f"long_{setup}": path_of(v) for setup, v in E4_LONG.items()},
+        compare=path_of(E4_COMPARE),
+    output:
+        pdf="results/figures/fig5_grokking.pdf",
+        png=report(
+            "results/figures/fig5_grokking.png",
+            caption="../workflow/report/fig5.rst",
+            category="Figure 5: grokking transformers",
+        ),
+        json="results/figures/fig5_grokking.json",
+    log:
+        "logs/figures/fig5.log",
+    benchmark:
+        "benchmarks/figures/fig5.tsv"
+    conda:
+        "../envs/equivdyn.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+    params:
+        inputs=cli_named_inputs,
+    shell:
+        "equivdyn plot fig5 {params.inputs}"
+        " --out-prefix results/figures/fig5_grokking > {log:q} 2>&1"
+
+
 rule index:
     output:
         tsv=INDEX,

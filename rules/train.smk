@@ -14,9 +14,9 @@ rule train:
     cache: "omit-software"
     conda:
         "../envs/equivdyn.yaml"
-    threads: 1
+    threads: train_threads
     resources:
-        mem_mb=2000,
+        mem_mb=4000,
     params:
         spec=spec_json,
         inputs=cli_named_inputs,

@@ -799,3 +799,21 @@ def test_content_key_changes_with_any_nested_value() -> None:
     reordered = json.loads(json.dumps(spec))
     reordered["params"]["ranges"].reverse()
     assert len({base, content_key(renamed), content_key(added), content_key(reordered)}) == 4
+
+
+def test_read_trajectory_without_observables_keeps_shapes_and_metrics(tmp_path: Path) -> None:
+    rng = np.random.default_rng(41)
+    traj = Trajectory(
+        experiment="e9",
+        steps=np.arange(1, 6),
+        observables={"w": rng.standard_normal((3, 5, 7))},
+        metrics={"loss": rng.standard_normal((3, 5))},
+        params={"a": 1},
+        key="k",
+    )
+    path = tmp_path / "t.h5"
+    write_trajectory(path, traj)
+    light = read_trajectory(path, observables=False)
+    assert light.observables["w"].shape == (3, 5, 7)
+    assert np.array_equal(light.metrics["loss"], traj.metrics["loss"])
+    assert light.key == "k" and light.params == {"a": 1}

@@ -24,7 +24,7 @@ from .conftest import ROOT, copy_workflow, run_snakemake, snakemake_exe, venv_ex
 
 pytestmark = pytest.mark.slow
 
-TARGET_RULES = {"all", "fig2", "fig3", "figS_fcn_seeds"}
+TARGET_RULES = {"all", "fig2", "fig3", "figS_fcn_seeds", "fig5"}
 FIG2 = "results/figures/fig2_omd_ogd_bm"
 
 
@@ -310,3 +310,24 @@ def test_missing_mnist_file_is_named(workflow_dir: Path) -> None:
     assert proc.returncode != 0
     assert "no/such/mnist.npz" in proc.stdout
     assert not (workflow_dir / "results").exists()
+
+
+def test_e4_figure_and_koopman_change_reruns_no_training(workflow_dir: Path) -> None:
+    run_snakemake(workflow_dir, "fig5", "--configfile", "tests/tiny.yaml")
+    numbers = json.loads((workflow_dir / "results/figures/fig5_grokking.json").read_text())
+    assert numbers["seeds"] == [0, 1]
+    assert len(numbers["distances"]["grokking|constrained"]) == 2
+    assert {k: len(v) for k, v in numbers["within"].items()} == {"grokking": 1, "constrained": 1}
+    assert 0 < numbers["permutation_test"]["p_value"] <= 1
+    for setup in ("grokking", "constrained"):
+        run = numbers["long_runs"][setup]
+        assert run["steps"][-1] == 200 and len(run["steps"]) == len(run["test_accuracy"])
+    for path in (workflow_dir / "results/train/e4").glob("*.h5"):
+        assert read_trajectory(path).observables["mlp_out"].shape == (3, 30, 16 * 32)
+
+    config = yaml.safe_load((workflow_dir / "tests/tiny.yaml").read_text())
+    config["e4"]["koopman"]["n_delays"] = 5
+    (workflow_dir / "delays.yaml").write_text(yaml.safe_dump(config))
+    assert planned_jobs(workflow_dir, "fig5", "--configfile", "delays.yaml") == collections.Counter(
+        {"fit": 4, "compare": 1, "plot_fig5": 1, "index": 1}
+    )

@@ -28,11 +28,24 @@ log = logging.getLogger(__name__)
 #: Implementation version of every stage.  A code change that alters a stage's results
 #: bumps its number; the workflow's plan puts it into every spec, so all keys downstream
 #: change and the affected results are recomputed.
-STAGE_VERSIONS: dict[str, int] = {"train_e1": 1, "train_e2": 1, "fit": 1, "compare": 1}
+STAGE_VERSIONS: dict[str, int] = {
+    "train_e1": 1,
+    "train_e2": 1,
+    "train_e4": 1,
+    "train_e4long": 1,
+    "fit": 1,
+    "compare": 1,
+}
 
-#: Experiments and the modules that produce their trajectories (imported on demand, so
-#: that planning and fitting never pay for torch).
-TRAINERS = {"e1": "equivdyn.experiments.e1", "e2": "equivdyn.experiments.e2"}
+#: Experiments and the (module, function) that produce their trajectories, imported on
+#: demand so that planning and fitting never pay for torch.  ``e4long`` is E4's long
+#: single-initialisation runs that show (or do not show) grokking.
+TRAINERS = {
+    "e1": ("equivdyn.experiments.e1", "simulate"),
+    "e2": ("equivdyn.experiments.e2", "simulate"),
+    "e4": ("equivdyn.experiments.e4", "simulate"),
+    "e4long": ("equivdyn.experiments.e4", "simulate_long"),
+}
 
 
 def _check_spec(spec: Mapping[str, Any], stage: str, version_name: str | None = None) -> None:
@@ -91,8 +104,9 @@ def train(spec: Mapping[str, Any], inputs: Mapping[str, Path], out: str | os.Pat
         raise ParameterError(f"experiment: unknown experiment {experiment!r}; known: {', '.join(TRAINERS)}")
     _check_spec(spec, "train", f"train_{experiment}")
     _check_named_inputs(spec, inputs)
-    module = importlib.import_module(TRAINERS[experiment])
-    traj = module.simulate(dict(spec["params"]), dict(inputs))
+    module, function = TRAINERS[experiment]
+    simulate = getattr(importlib.import_module(module), function)
+    traj = simulate(dict(spec["params"]), dict(inputs))
     traj = dataclasses.replace(traj, params=dict(spec), key=content_key(spec))
     check_finite(traj, f"training {experiment} ({content_key(spec)})")
     write_trajectory(out, traj)

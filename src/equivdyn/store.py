@@ -276,8 +276,25 @@ def _group(h5: h5py.File | h5py.Group, path: Path, name: str) -> h5py.Group:
     return h5[name]
 
 
-def read_trajectory(path: str | os.PathLike[str]) -> Trajectory:
-    """Read and validate a trajectory file."""
+def _read_metrics(h5: h5py.File, p: Path) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    metric_group = _group(h5, p, "metrics")
+    metrics, metric_steps = {}, {}
+    for name in metric_group:
+        if name.endswith(_STEPS_SUFFIX) and name[: -len(_STEPS_SUFFIX)] in metric_group:
+            metric_steps[name[: -len(_STEPS_SUFFIX)]] = _dataset(metric_group, p, name)
+        else:
+            metrics[name] = _dataset(metric_group, p, name)
+    return metrics, metric_steps
+
+
+def read_trajectory(path: str | os.PathLike[str], *, observables: bool = True) -> Trajectory:
+    """Read and validate a trajectory file.
+
+    With ``observables=False`` each observable block is replaced by its first
+    initialisation's first snapshot repeated by reference (a read-only broadcast view of
+    the right shape), so that metrics of files with large observable blocks can be read
+    without loading the blocks.  Shapes are still validated.
+    """
     p = Path(path)
     with _open(p) as h5:
         try:
@@ -288,21 +305,23 @@ def read_trajectory(path: str | os.PathLike[str]) -> Trajectory:
             attrs = {"created": str(_attr(h5, p, "created")), "versions": _attr_json(h5, p, "versions")}
             steps = _dataset(h5, p, "steps")
             obs_group = _group(h5, p, "observables")
-            observables = {name: _dataset(obs_group, p, name) for name in obs_group}
-            metric_group = _group(h5, p, "metrics")
-            metrics, metric_steps = {}, {}
-            for name in metric_group:
-                if name.endswith(_STEPS_SUFFIX) and name[: -len(_STEPS_SUFFIX)] in metric_group:
-                    metric_steps[name[: -len(_STEPS_SUFFIX)]] = _dataset(metric_group, p, name)
-                else:
-                    metrics[name] = _dataset(metric_group, p, name)
+            if observables:
+                blocks = {name: _dataset(obs_group, p, name) for name in obs_group}
+            else:
+                blocks = {}
+                for name in obs_group:
+                    ds = obs_group[name]
+                    if not isinstance(ds, h5py.Dataset) or ds.ndim != 3 or 0 in ds.shape:
+                        raise InvalidFileError(p, f"observable {name!r} is not a non-empty [M, T, D] dataset")
+                    blocks[name] = np.broadcast_to(ds[0:1, 0:1, :], ds.shape)
+            metrics, metric_steps = _read_metrics(h5, p)
         except (OSError, RuntimeError, KeyError) as exc:  # low-level HDF5 failures inside a damaged file
             raise InvalidFileError(p, f"corrupt HDF5 content: {exc}") from None
     try:
         return Trajectory(
             experiment=experiment,
             steps=steps,
-            observables=observables,
+            observables=blocks,
             metrics=metrics,
             metric_steps=metric_steps,
             params=params,

@@ -14,6 +14,7 @@ FIGURES = {
     "fig2": "equivdyn.figures.fig2",
     "fig3": "equivdyn.figures.fig3",
     "figS_fcn_seeds": "equivdyn.figures.figS_fcn_seeds",
+    "fig5": "equivdyn.figures.fig5",
 }
 
 

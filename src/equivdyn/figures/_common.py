@@ -34,3 +34,23 @@ def pairs_of(eigenvalues: np.ndarray) -> list[list[float]]:
 def unit_circle(ax: plt.Axes) -> None:
     theta = np.linspace(0, 2 * np.pi, 400)
     ax.plot(np.cos(theta), np.sin(theta), "k--", lw=0.8, zorder=0)
+
+
+def spectra_near_one(
+    ax: plt.Axes,
+    spectra: list[tuple[str | None, np.ndarray, Any]],
+    title: str,
+    pad: float = 0.02,
+    size: float = 18,
+) -> None:
+    """Scatter eigenvalue sets with the unit circle, zoomed to the data and λ = 1.
+
+    ``spectra`` holds ``(label, eigenvalues, colour)`` triples (label ``None``: no legend entry).
+    """
+    unit_circle(ax)
+    eigs = np.concatenate([np.asarray(e) for _, e, _ in spectra])
+    for label, eig, colour in spectra:
+        ax.scatter(eig.real, eig.imag, s=size, color=colour, label=label)
+    ax.set(xlim=(min(eigs.real.min(), 1.0) - pad, max(eigs.real.max(), 1.0) + pad),
+           ylim=(eigs.imag.min() - pad, eigs.imag.max() + pad),
+           xlabel=r"Re $\lambda$", ylabel=r"Im $\lambda$", title=title)

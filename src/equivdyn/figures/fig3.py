@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._common import pairs_of, plt, save, unit_circle
+from ._common import pairs_of, plt, save, spectra_near_one
 from ._e2 import E2Results, load, mean_sd
 
 INPUTS = ("compare",)
@@ -106,15 +106,8 @@ def plot(inputs: Mapping[str, Path], prefix: Path) -> None:
 
     ax = grid[1, 0]
     seed = res.seeds[0]
-    all_eigs = np.concatenate([res.spectra[w, seed].eigenvalues for w in res.widths])
-    unit_circle(ax)
-    for w in res.widths:
-        eig = res.spectra[w, seed].eigenvalues
-        ax.scatter(eig.real, eig.imag, s=18, color=colours[w], label=f"h = {w}")
-    pad = 0.02
-    ax.set(xlim=(min(all_eigs.real.min(), 1.0) - pad, max(all_eigs.real.max(), 1.0) + pad),
-           ylim=(all_eigs.imag.min() - pad, all_eigs.imag.max() + pad),
-           xlabel=r"Re $\lambda$", ylabel=r"Im $\lambda$", title=rf"(d) Koopman spectra near $\lambda$ = 1 (seed {seed})")
+    spectra_near_one(ax, [(f"h = {w}", res.spectra[w, seed].eigenvalues, colours[w]) for w in res.widths],
+                     rf"(d) Koopman spectra near $\lambda$ = 1 (seed {seed})")
     ax.legend(fontsize=7)
 
     ax = grid[1, 1]

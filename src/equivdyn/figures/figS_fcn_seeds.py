@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._common import pairs_of, plt, save, unit_circle
+from ._common import pairs_of, plt, save, spectra_near_one
 from ._e2 import load
 
 INPUTS = ("compare",)
@@ -28,15 +28,12 @@ def plot(inputs: Mapping[str, Path], prefix: Path) -> None:
 
     fig, (ax, bx) = plt.subplots(1, 2, figsize=(11, 4.5))
     cmap = plt.get_cmap("tab20")
-    eigs = np.concatenate([res.spectra[h, s].eigenvalues for s in res.seeds])
-    unit_circle(ax)
-    for i, s in enumerate(res.seeds):
-        eig = res.spectra[h, s].eigenvalues
-        ax.scatter(eig.real, eig.imag, s=14, color=cmap(i % 20), label=f"seed {s}" if i < 10 else None)
-    pad = 0.02
-    ax.set(xlim=(min(eigs.real.min(), 1.0) - pad, max(eigs.real.max(), 1.0) + pad),
-           ylim=(eigs.imag.min() - pad, eigs.imag.max() + pad), xlabel=r"Re $\lambda$", ylabel=r"Im $\lambda$",
-           title=f"(a) Koopman spectra of h = {h}, every seed")
+    spectra_near_one(
+        ax,
+        [(f"seed {s}" if i < 10 else None, res.spectra[h, s].eigenvalues, cmap(i % 20)) for i, s in enumerate(res.seeds)],
+        f"(a) Koopman spectra of h = {h}, every seed",
+        size=14,
+    )
     ax.legend(fontsize=6, ncol=2)
 
     bins = np.histogram_bin_edges(np.concatenate([between, across]), bins=15)
