@@ -39,3 +39,17 @@ def check_int(value: object, name: str, minimum: int) -> int:
     if value < minimum:
         raise ParameterError(f"{name} must be >= {minimum}, got {value}")
     return value
+
+
+def is_number(value: object) -> bool:
+    """True for real numbers (Python or NumPy), False for ``bool`` and everything else."""
+    import numpy as np
+
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+
+
+def check_choice(value: object, name: str, choices: tuple[str, ...]) -> str:
+    """Return ``value`` if it is one of ``choices``; else raise :class:`ParameterError` naming ``name``."""
+    if value not in choices:
+        raise ParameterError(f"{name}: unknown value {value!r}; choose one of {', '.join(choices)}")
+    return str(value)

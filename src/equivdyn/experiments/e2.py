@@ -40,13 +40,12 @@ trajectories run to run on the same machine and device.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -58,8 +57,9 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 from ..data import mnist
-from ..errors import ParameterError, check_int
+from ..errors import ParameterError, check_choice, check_int, is_number
 from ..store import Trajectory
+from ._torch import reproducible
 
 log = logging.getLogger(__name__)
 
@@ -111,16 +111,6 @@ _TORCH_DTYPES = {"float32": torch.float32, "float64": torch.float64}
 # ----------------------------------------------------------------------------- parameters
 
 
-def _is_number(value: object) -> bool:
-    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
-
-
-def _check_choice(value: object, name: str, choices: tuple[str, ...]) -> str:
-    if value not in choices:
-        raise ParameterError(f"{name}: unknown value {value!r}; choose one of {', '.join(choices)}")
-    return str(value)
-
-
 def check_params(params: Mapping[str, Any]) -> dict[str, Any]:
     """Merge ``params`` over :data:`DEFAULTS` and validate every field.
 
@@ -145,10 +135,10 @@ def check_params(params: Mapping[str, Any]) -> dict[str, Any]:
     if out["seed"] >= 2**63:
         raise ParameterError(f"seed must be < 2**63, got {out['seed']}")
     out["n_inits"] = check_int(p["n_inits"], "n_inits", 1)
-    if not (_is_number(p["perturbation"]) and 0.0 <= float(p["perturbation"]) < 1.0):
+    if not (is_number(p["perturbation"]) and 0.0 <= float(p["perturbation"]) < 1.0):
         raise ParameterError(f"perturbation: must be a number in [0, 1), got {p['perturbation']!r}")
     out["perturbation"] = float(p["perturbation"])
-    if not (_is_number(p["lr"]) and math.isfinite(float(p["lr"])) and float(p["lr"]) > 0.0):
+    if not (is_number(p["lr"]) and math.isfinite(float(p["lr"])) and float(p["lr"]) > 0.0):
         raise ParameterError(f"lr: must be a positive finite number, got {p['lr']!r}")
     out["lr"] = float(p["lr"])
     out["batch_size"] = check_int(p["batch_size"], "batch_size", 1)
@@ -167,14 +157,14 @@ def check_params(params: Mapping[str, Any]) -> dict[str, Any]:
                 f"({MNIST_TRAIN_SIZE} samples give {available} batches of {out['batch_size']}; "
                 "E2 trains one epoch at most)"
             )
-    out["activation"] = _check_choice(p["activation"], "activation", ACTIVATIONS)
-    out["optimizer"] = _check_choice(p["optimizer"], "optimizer", OPTIMIZERS)
-    out["dtype"] = _check_choice(p["dtype"], "dtype", DTYPES)
+    out["activation"] = check_choice(p["activation"], "activation", ACTIVATIONS)
+    out["optimizer"] = check_choice(p["optimizer"], "optimizer", OPTIMIZERS)
+    out["dtype"] = check_choice(p["dtype"], "dtype", DTYPES)
     norm = p["normalize"]
     if not (
         isinstance(norm, (list, tuple))
         and len(norm) == 2
-        and all(_is_number(v) and math.isfinite(float(v)) for v in norm)
+        and all(is_number(v) and math.isfinite(float(v)) for v in norm)
         and float(norm[1]) > 0.0
     ):
         raise ParameterError(f"normalize: must be [mean, std] with finite numbers and std > 0, got {norm!r}")
@@ -262,38 +252,6 @@ def init_weights(
 
 
 # ----------------------------------------------------------------------------- shared pieces
-
-
-@contextlib.contextmanager
-def _reproducible(threads: int, device: torch.device) -> Iterator[None]:
-    """Fix the intra-op thread count and, on CUDA, use deterministic algorithms; restore both after.
-
-    On the CPU every operation used here is deterministic for a fixed thread count (repeat
-    runs are bit-identical, which the tests check), and switching deterministic mode on
-    would import torch's compiler stack, 1.2 s: as long as a whole width-40 run.
-    """
-    threads = check_int(threads, "threads", 1)
-    previous_threads = torch.get_num_threads()
-    cuda = device.type == "cuda"
-    if cuda:
-        previous_deterministic = torch.are_deterministic_algorithms_enabled()
-        previous_warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
-        previous_fill = torch.utils.deterministic.fill_uninitialized_memory
-        # Deterministic cuBLAS needs a fixed workspace; torch refuses matmuls in
-        # deterministic mode without it.  It must be set before cuBLAS's first use.
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        torch.use_deterministic_algorithms(True)
-        # Deterministic mode also fills every new tensor with NaN, a guard against reading
-        # uninitialised memory, which nothing here does; it only costs time.
-        torch.utils.deterministic.fill_uninitialized_memory = False
-    torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous_threads)
-        if cuda:
-            torch.utils.deterministic.fill_uninitialized_memory = previous_fill
-            torch.use_deterministic_algorithms(previous_deterministic, warn_only=previous_warn_only)
 
 
 def _check_arrays(x: np.ndarray, y: np.ndarray, name: str) -> None:
@@ -459,7 +417,7 @@ def train_ensemble(
         cfg.width, cfg.seed, n_members, n_steps, cfg.optimizer, cfg.activation, cfg.dtype, device, threads,
     )
     started = time.perf_counter()
-    with _reproducible(threads, device):
+    with reproducible(threads, device):
         # Data: the part of the training set this run uses, converted once; batches are views.
         n_used = n_steps * batch
         x_all = _pixels(x_train[:n_used], cfg, device)
@@ -549,7 +507,7 @@ def train_reference(
     n_steps = cfg.steps_for(len(x_train))
     device = torch.device(device)
     batch = cfg.batch_size
-    with _reproducible(threads, device):
+    with reproducible(threads, device):
         x_all = _pixels(x_train[: n_steps * batch], cfg, device)
         y_all = torch.from_numpy(y_train[: n_steps * batch].astype(np.int64)).to(device)
         x_eval = _pixels(x_test, cfg, device)

@@ -72,13 +72,11 @@ the same parameters give bit-identical trajectories run to run on the same machi
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
-import os
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -88,8 +86,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from ..errors import ParameterError, check_int
+from ..errors import ParameterError, check_choice, check_int, is_number
 from ..store import Trajectory
+from ._torch import reproducible
 
 log = logging.getLogger(__name__)
 
@@ -164,19 +163,9 @@ _MAX_CHUNK_ROWS = 1280
 # ----------------------------------------------------------------------------- parameters
 
 
-def _is_number(value: object) -> bool:
-    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
-
-
-def _check_choice(value: object, name: str, choices: tuple[str, ...]) -> str:
-    if value not in choices:
-        raise ParameterError(f"{name}: unknown value {value!r}; choose one of {', '.join(choices)}")
-    return str(value)
-
-
 def _check_real(value: object, name: str, *, low: float, high: float = math.inf, low_open: bool = False) -> float:
     """``value`` as float if it is a finite number in [low, high) (or (low, high) when ``low_open``)."""
-    ok = _is_number(value) and math.isfinite(float(value))  # type: ignore[arg-type]
+    ok = is_number(value) and math.isfinite(float(value))  # type: ignore[arg-type]
     if ok:
         x = float(value)  # type: ignore[arg-type]
         ok = (x > low if low_open else x >= low) and x < high
@@ -211,7 +200,7 @@ def check_params(params: Mapping[str, Any]) -> dict[str, Any]:
         raise ParameterError(f"unknown E4 parameter(s): {', '.join(sorted(map(str, unknown)))}")
     p = {**DEFAULTS, **params}
     out: dict[str, Any] = {}
-    out["setup"] = _check_choice(p["setup"], "setup", SETUPS)
+    out["setup"] = check_choice(p["setup"], "setup", SETUPS)
     out["seed"] = check_int(p["seed"], "seed", 0)
     if out["seed"] >= 2**63:
         raise ParameterError(f"seed must be < 2**63, got {out['seed']}")
@@ -235,7 +224,7 @@ def check_params(params: Mapping[str, Any]) -> dict[str, Any]:
     if not (
         isinstance(betas, (list, tuple))
         and len(betas) == 2
-        and all(_is_number(b) and 0.0 <= float(b) < 1.0 for b in betas)
+        and all(is_number(b) and 0.0 <= float(b) < 1.0 for b in betas)
     ):
         raise ParameterError(f"betas: must be [beta1, beta2] with numbers in [0, 1), got {betas!r}")
     out["betas"] = [float(betas[0]), float(betas[1])]
@@ -245,9 +234,9 @@ def check_params(params: Mapping[str, Any]) -> dict[str, Any]:
     alpha = setup_defaults["alpha"] if p["alpha"] is None else p["alpha"]
     out["alpha"] = _check_real(alpha, "alpha", low=0.0, low_open=True)
     out["n_steps"] = check_int(p["n_steps"], "n_steps", 1)
-    out["dtype"] = _check_choice(p["dtype"], "dtype", DTYPES)
-    out["observable"] = _check_choice(p["observable"], "observable", OBSERVABLES)
-    out["observable_dtype"] = _check_choice(p["observable_dtype"], "observable_dtype", DTYPES)
+    out["dtype"] = check_choice(p["dtype"], "dtype", DTYPES)
+    out["observable"] = check_choice(p["observable"], "observable", OBSERVABLES)
+    out["observable_dtype"] = check_choice(p["observable_dtype"], "observable_dtype", DTYPES)
     return out
 
 
@@ -403,33 +392,6 @@ def init_params(cfg: E4Config, seed: int) -> dict[str, Tensor]:
 
 
 # ----------------------------------------------------------------------------- shared pieces
-
-
-@contextlib.contextmanager
-def _reproducible(threads: int, device: torch.device) -> Iterator[None]:
-    """Fix the intra-op thread count and, on CUDA, use deterministic algorithms; restore both after."""
-    threads = check_int(threads, "threads", 1)
-    previous_threads = torch.get_num_threads()
-    cuda = device.type == "cuda"
-    if cuda:
-        previous_deterministic = torch.are_deterministic_algorithms_enabled()
-        previous_warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
-        previous_fill = torch.utils.deterministic.fill_uninitialized_memory
-        # Deterministic cuBLAS needs a fixed workspace, set before cuBLAS's first use.
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        # index_add_ and scatter_add_ (the table gradients) then accumulate in a fixed order.
-        torch.use_deterministic_algorithms(True)
-        # Deterministic mode would also fill every new tensor with NaN, a guard against
-        # reading uninitialised memory, which nothing here does; it only costs time.
-        torch.utils.deterministic.fill_uninitialized_memory = False
-    torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous_threads)
-        if cuda:
-            torch.utils.deterministic.fill_uninitialized_memory = previous_fill
-            torch.use_deterministic_algorithms(previous_deterministic, warn_only=previous_warn_only)
 
 
 def _total_norm(tensors: Mapping[str, Tensor]) -> Tensor:
@@ -729,7 +691,7 @@ def train_ensemble(
         cfg.setup, cfg.seed, cfg.n_inits, cfg.n_steps, cfg.dtype, device, threads,
     )
     started = time.perf_counter()
-    with _reproducible(threads, device), torch.no_grad():
+    with reproducible(threads, device), torch.no_grad():
         run = _EnsembleRun(cfg, init_params(cfg, cfg.seed), device)
         m, n_steps = cfg.n_inits, cfg.n_steps
         records = torch.empty(m, n_steps, cfg.d_model * cfg.d_mlp, dtype=_TORCH_DTYPES[cfg.observable_dtype], device=device)
@@ -811,7 +773,7 @@ def train_long(
     log.info("E4 long run: %s, seed %d, %d steps on %s with %d thread(s)", cfg.setup, cfg.seed, n_steps_long, device, threads)
     started = time.perf_counter()
     out = {name: np.empty(schedule.size, dtype=np.float64) for name in METRICS}
-    with _reproducible(threads, device), torch.no_grad():
+    with reproducible(threads, device), torch.no_grad():
         run = _EnsembleRun(cfg, init_params(cfg, cfg.seed), device)
         bar = tqdm(total=n_steps_long, desc=f"e4 long {cfg.setup} seed {cfg.seed}", unit="step", file=sys.stderr, mininterval=10.0)
         k = 0
@@ -888,7 +850,7 @@ def train_reference(params: Mapping[str, Any], threads: int | None = None) -> Tr
     checked = check_params(params)
     cfg = E4Config.from_params(checked)
     threads = TRAIN_THREADS if threads is None else threads
-    with _reproducible(threads, torch.device("cpu")):
+    with reproducible(threads, torch.device("cpu")):
         x_train, y_train, x_test, y_test = (torch.from_numpy(x) for x in make_data(cfg.p, cfg.train_fraction, cfg.data_seed))
         inits = init_params(cfg, cfg.seed)
         m, n_steps = cfg.n_inits, cfg.n_steps
