@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,11 +24,24 @@ from .errors import EquivdynError, ParameterError
 log = logging.getLogger("equivdyn")
 
 
-def _spec(text: str) -> dict[str, Any]:
+def _loads(text: str, option: str) -> Any:
+    """Parse the JSON of ``option``, refusing NaN and infinities (Python's json reads them; JSON has none)."""
+
+    def refuse(token: str) -> Any:
+        raise ParameterError(f"{option} holds {token}, which is not a finite number (JSON has no NaN or infinity)")
+
+    def parse_float(token: str) -> float:
+        value = float(token)
+        return value if math.isfinite(value) else refuse(token)
+
     try:
-        spec = json.loads(text)
+        return json.loads(text, parse_constant=refuse, parse_float=parse_float)
     except json.JSONDecodeError as exc:
-        raise ParameterError(f"--spec is not valid JSON: {exc}") from None
+        raise ParameterError(f"{option} is not valid JSON: {exc}") from None
+
+
+def _spec(text: str) -> dict[str, Any]:
+    spec = _loads(text, "--spec")
     if not isinstance(spec, dict):
         raise ParameterError("--spec must be a JSON object")
     for field in ("stage", "experiment", "params"):
@@ -70,6 +84,12 @@ def cmd_compare(args: argparse.Namespace) -> None:
     compare(_spec(args.spec), _named_paths(args.input, "--input"), args.out)
 
 
+def cmd_distances(args: argparse.Namespace) -> None:
+    from .stages import distances
+
+    distances(_spec(args.spec), _named_paths(args.input, "--input"), args.out)
+
+
 def cmd_plot(args: argparse.Namespace) -> None:
     from .figures import plot
 
@@ -81,10 +101,7 @@ def cmd_key(args: argparse.Namespace) -> None:
 
 
 def cmd_index(args: argparse.Namespace) -> None:
-    try:
-        plan = json.loads(args.plan)
-    except json.JSONDecodeError as exc:
-        raise ParameterError(f"--plan is not valid JSON: {exc}") from None
+    plan = _loads(args.plan, "--plan")
     lines = ["key\tstage\texperiment\tpath\tparams"]
     for path, spec in sorted(plan.items()):
         lines.append(
@@ -150,8 +167,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("data", help="verify a dataset (local copy or download) and write it for training")
-    p.add_argument("dataset", help="dataset name, e.g. mnist")
-    p.add_argument("--source", default=None, help="local copy (file or folder); omit to use data/ or download")
+    p.add_argument("dataset", help="dataset name: mnist or cifar10")
+    p.add_argument(
+        "--source",
+        default=None,
+        help="local copy (file or folder), or 'synthetic' (cifar10, tests only); omit to use data/ or download",
+    )
     p.add_argument("--out", required=True, type=Path, help=".npz file to write")
     p.set_defaults(func=cmd_data)
 
@@ -166,6 +187,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input", action="append", default=[], metavar="NAME=PATH", help="a named spectrum file")
     p.add_argument("--out", required=True, type=Path, help="JSON file to write")
     p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("distances", help="distances between the spectra of windows (or epochs) of each input")
+    p.add_argument("--spec", required=True, help="JSON record of the groups and input keys")
+    p.add_argument("--input", action="append", default=[], metavar="NAME=PATH", help="a named spectrum file")
+    p.add_argument("--out", required=True, type=Path, help="JSON file to write")
+    p.set_defaults(func=cmd_distances)
 
     p = sub.add_parser("plot", help="draw a figure and write the numbers behind it")
     p.add_argument("figure", help="figure name, e.g. fig2")

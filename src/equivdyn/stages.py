@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from ._io import content_key, write_json_atomic
-from .errors import EquivdynError, ParameterError
+from .errors import EquivdynError, ParameterError, check_int
 from .store import Trajectory, read_spectra, read_trajectory, write_spectra, write_trajectory
 
 log = logging.getLogger(__name__)
@@ -33,8 +33,10 @@ STAGE_VERSIONS: dict[str, int] = {
     "train_e2": 1,
     "train_e4": 1,
     "train_e4long": 1,
+    "train_e3": 1,
     "fit": 1,
     "compare": 1,
+    "distances": 1,
 }
 
 #: Experiments and the (module, function) that produce their trajectories, imported on
@@ -45,6 +47,7 @@ TRAINERS = {
     "e2": ("equivdyn.experiments.e2", "simulate"),
     "e4": ("equivdyn.experiments.e4", "simulate"),
     "e4long": ("equivdyn.experiments.e4", "simulate_long"),
+    "e3": ("equivdyn.experiments.e3", "simulate"),
 }
 
 
@@ -114,14 +117,71 @@ def train(spec: Mapping[str, Any], inputs: Mapping[str, Path], out: str | os.Pat
     return traj
 
 
+#: Groups of segment spectra that :func:`fit` can write, and :func:`distances` compare.
+SEGMENT_GROUPS = ("window", "epoch")
+
+
+def _segment_names(group: str, count: int) -> list[str]:
+    """``window_00``, ``window_01``, …: two digits, more when ``count`` needs them, so names sort in order."""
+    width = max(2, len(str(count - 1)))
+    return [f"{group}_{i:0{width}d}" for i in range(count)]
+
+
+def _window_segments(windows: object, traj: Trajectory, path: Path) -> dict[str, tuple[int, int]]:
+    """Index ranges [start, stop) of ``count`` consecutive windows of ``length`` snapshots from the first."""
+    if not (isinstance(windows, dict) and set(windows) == {"length", "count"}):
+        raise ParameterError(f"windows: must be {{'length': L, 'count': K}}, got {windows!r}")
+    length = check_int(windows["length"], "windows.length", 1)
+    count = check_int(windows["count"], "windows.count", 1)
+    n_steps = traj.steps.size
+    if length * count > n_steps:
+        raise ParameterError(
+            f"windows: {count} windows of {length} steps need {length * count} steps, but {path} records {n_steps}"
+        )
+    names = _segment_names("window", count)
+    return {name: (i * length, (i + 1) * length) for i, name in enumerate(names)}
+
+
+def _epoch_segments(traj: Trajectory, path: Path) -> dict[str, tuple[int, int]]:
+    """Index ranges [start, stop) of the epochs: epoch e holds the steps in (ends[e-1], ends[e]]."""
+    ends = traj.metric_steps.get("test_accuracy")
+    if ends is None or np.asarray(ends).size == 0:
+        raise ParameterError(
+            f"epochs: {path} has no epoch boundaries (no metric 'test_accuracy' recorded at the end of each epoch)"
+        )
+    bounds = np.searchsorted(traj.steps, np.concatenate([[traj.steps[0] - 1], ends]), side="right")
+    segments = {}
+    for e, name in enumerate(_segment_names("epoch", len(ends))):
+        if bounds[e + 1] <= bounds[e]:
+            raise ParameterError(f"epochs: epoch {e} of {path} (steps up to {int(ends[e])}) holds no recorded step")
+        segments[name] = (int(bounds[e]), int(bounds[e + 1]))
+    return segments
+
+
 def fit(spec: Mapping[str, Any], trajectory: str | os.PathLike[str], out: str | os.PathLike[str]) -> None:
-    """Fit the Koopman spectrum of one trajectory file and write the spectrum file."""
+    """Fit the Koopman spectra of one trajectory file and write the spectrum file.
+
+    ``spec["params"]`` holds ``observable`` and the :class:`~equivdyn.koopman.KoopmanEstimator`
+    parameters; without segments one spectrum ``"all"`` is fitted on the whole
+    trajectory.  Segments, either or both:
+
+    * ``windows: {"length": L, "count": K}``: spectra ``window_00`` … of the snapshots
+      ``[i·L, (i+1)·L)``, i < K, from the first;
+    * ``epochs: true``: spectra ``epoch_00`` … of each epoch, delimited by the steps of
+      the metric ``test_accuracy`` (recorded at the end of every epoch).
+
+    Each segment's spectrum holds ``segment_steps``: its first and last step (inclusive).
+    """
     from .koopman import KoopmanEstimator
 
     _check_spec(spec, "fit")
     expected_key = _spec_input(spec, "trajectory")
     params = dict(spec["params"])
     observable = params.pop("observable", None)
+    windows = params.pop("windows", None)
+    epochs = params.pop("epochs", False)
+    if not isinstance(epochs, bool):
+        raise ParameterError(f"epochs: must be true or false, got {epochs!r}")
     try:
         estimator = KoopmanEstimator(**params)
     except TypeError as exc:
@@ -134,19 +194,32 @@ def fit(spec: Mapping[str, Any], trajectory: str | os.PathLike[str], out: str | 
         raise ParameterError(
             f"observable: {path} has no observable {observable!r} (it has {', '.join(traj.observables)})"
         )
-    try:
-        spectrum = estimator.fit(traj.observables[observable])
-    except ValueError as exc:
-        raise ParameterError(f"fitting {path}: {exc}") from None
+    data = traj.observables[observable]
+    segments: dict[str, tuple[int, int]] = {}
+    if windows is not None:
+        segments.update(_window_segments(windows, traj, path))
+    if epochs:
+        segments.update(_epoch_segments(traj, path))
+    spectra = {}
+    for name, (start, stop) in (segments or {"all": (0, data.shape[1])}).items():
+        try:
+            spectrum = estimator.fit(data[:, start:stop])
+        except ValueError as exc:
+            where = f" {name} (steps {traj.steps[start]}-{traj.steps[stop - 1]})" if segments else ""
+            raise ParameterError(f"fitting {path}{where}: {exc}") from None
+        if segments:
+            steps = [int(traj.steps[start]), int(traj.steps[stop - 1])]
+            spectrum = dataclasses.replace(spectrum, params={**spectrum.params, "segment_steps": steps})
+        spectra[name] = spectrum
     write_spectra(
         out,
-        {"all": spectrum},
+        spectra,
         experiment=spec["experiment"],
         key=content_key(spec),
         params=dict(spec),
         inputs=[traj.key],
     )
-    log.info("wrote spectrum %s: %d eigenvalues", out, spectrum.eigenvalues.size)
+    log.info("wrote spectra %s: %s", out, ", ".join(f"{n} ({s.eigenvalues.size})" for n, s in spectra.items()))
 
 
 def compare(spec: Mapping[str, Any], inputs: Mapping[str, Path], out: str | os.PathLike[str]) -> dict[str, Any]:
@@ -220,10 +293,87 @@ def compare(spec: Mapping[str, Any], inputs: Mapping[str, Path], out: str | os.P
     return result
 
 
+def distances(spec: Mapping[str, Any], inputs: Mapping[str, Path], out: str | os.PathLike[str]) -> dict[str, Any]:
+    """Wasserstein distances between the segment spectra of each input, per group.
+
+    ``spec["params"]["groups"]`` lists groups of :data:`SEGMENT_GROUPS`.  Each input is
+    a spectrum file of :func:`fit` (one per seed).  For every group, every input gets
+    the symmetric [K, K] matrix of distances between its K spectra of that group (in
+    name order, i.e. in time); all inputs must hold the same segments.  Writes, as JSON,
+    ``{"key", "spec", "groups": {group: {"names", "steps", "per_input", "mean", "sd"}}}``
+    where ``steps`` holds each segment's ``[first, last]`` step, ``per_input`` each
+    input's matrix, and ``mean`` and ``sd`` (ddof 1; ``null`` for a single input) their
+    elementwise mean and standard deviation; returns the same.
+    """
+    from .conjugacy import wasserstein
+
+    _check_spec(spec, "distances")
+    _check_named_inputs(spec, inputs)
+    groups = spec["params"].get("groups")
+    if (
+        not isinstance(groups, list)
+        or not groups
+        or len(set(map(str, groups))) != len(groups)
+        or not set(groups) <= set(SEGMENT_GROUPS)
+    ):
+        raise ParameterError(
+            f"groups: must be a non-empty list of distinct groups from {list(SEGMENT_GROUPS)}, got {groups!r}"
+        )
+    files = {}
+    for name, path in inputs.items():
+        files[name] = read_spectra(path)
+        _check_input_key(path, files[name].key, spec["inputs"][name])
+    result_groups: dict[str, Any] = {}
+    for group in groups:
+        reference: tuple[str, list[str], list[list[int]]] | None = None
+        matrices: dict[str, np.ndarray] = {}
+        for name, data in files.items():
+            path = inputs[name]
+            names = sorted(n for n in data.spectra if n.startswith(f"{group}_"))
+            if not names:
+                raise EquivdynError(f"{path}: holds no {group} spectra (it has {', '.join(sorted(data.spectra))})")
+            steps = [data.spectra[n].params.get("segment_steps") for n in names]
+            if not all(isinstance(v, list) and len(v) == 2 and all(isinstance(i, int) for i in v) for v in steps):
+                raise EquivdynError(f"{path}: the {group} spectra lack their segment_steps [first, last]")
+            if reference is None:
+                reference = (str(path), names, steps)
+            elif (names, steps) != reference[1:]:
+                raise EquivdynError(
+                    f"{path} and {reference[0]} hold different {group} segments: "
+                    f"{list(zip(names, steps))} against {list(zip(*reference[1:]))}"
+                )
+            eigenvalues = [data.spectra[n].eigenvalues for n in names]
+            matrix = np.zeros((len(names), len(names)))
+            for i in range(len(names)):
+                for j in range(i + 1, len(names)):
+                    try:
+                        matrix[i, j] = matrix[j, i] = wasserstein(eigenvalues[i], eigenvalues[j])
+                    except ValueError as exc:
+                        raise EquivdynError(f"{path}: distance between {names[i]} and {names[j]}: {exc}") from None
+            matrices[name] = matrix
+        assert reference is not None  # there is at least one input
+        stack = np.stack(list(matrices.values()))
+        result_groups[group] = {
+            "names": reference[1],
+            "steps": reference[2],
+            "per_input": {name: matrix.tolist() for name, matrix in matrices.items()},
+            "mean": stack.mean(axis=0).tolist(),
+            "sd": stack.std(axis=0, ddof=1).tolist() if len(stack) > 1 else None,
+        }
+    result = {"key": content_key(spec), "spec": dict(spec), "groups": result_groups}
+    write_json_atomic(out, result)
+    return result
+
+
 def prepare_data(dataset: str, source: str | None, out: str | os.PathLike[str]) -> None:
     """The data stage: verify a dataset (local copy or download) and write it to ``out``."""
-    if dataset != "mnist":
-        raise ParameterError(f"dataset: unknown dataset {dataset!r}; known: mnist")
-    from .data import mnist
+    if dataset == "mnist":
+        from .data import mnist
 
-    mnist.prepare(source, out)
+        mnist.prepare(source, out)
+    elif dataset == "cifar10":
+        from .data import cifar10
+
+        cifar10.prepare(source, out)
+    else:
+        raise ParameterError(f"dataset: unknown dataset {dataset!r}; known: mnist, cifar10")

@@ -24,22 +24,20 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import http.client
 import logging
 import os
 import struct
-import urllib.error
-import urllib.request
-import zipfile
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import numpy as np
 
 from .._io import atomic_path, content_key
-from ..errors import EquivdynError, InvalidFileError, ParameterError
+from ..errors import InvalidFileError, ParameterError
+from . import _common
+from ._common import as_path as _as_path
 
 log = logging.getLogger(__name__)
 
@@ -62,8 +60,11 @@ SHAPES: dict[str, tuple[int, ...]] = {
 #: Names of the arrays, in the order in which they are read, hashed and written.
 NAMES: tuple[str, ...] = tuple(SHAPES)
 
+#: The data stage's spec: the workflow plans the dataset under it, so its content key
+#: names the prepared file like any other result's.
+DATASET_SPEC: dict[str, Any] = {"stage": "data", "experiment": "mnist", "params": {"sha256": SHA256}, "inputs": {}}
 #: Content key of the dataset; part of the key of every result computed from it.
-DATASET_KEY: str = content_key({"dataset": "mnist", "sha256": SHA256})
+DATASET_KEY: str = content_key(DATASET_SPEC)
 
 #: File name of each array in the original distribution (IDX format, gzip-compressed).
 FILES: dict[str, str] = {
@@ -90,77 +91,31 @@ OFFLINE_HINT = (
 
 _IDX_UINT8 = 0x08
 _GZIP_MAGIC = b"\x1f\x8b"
-_CHUNK = 1 << 20
-_USER_AGENT = "equivdyn (MNIST download; https://pypi.org/project/equivdyn/)"
-# What np.load and reading an array from an NpzFile raise on a truncated or corrupt file.
-_NPZ_ERRORS: tuple[type[BaseException], ...] = (
-    OSError,
-    ValueError,
-    EOFError,
-    KeyError,
-    NotImplementedError,
-    struct.error,
-    zipfile.BadZipFile,
-    zlib.error,
-)
+_CHUNK = _common.CHUNK
 
 
-class ChecksumError(EquivdynError):
-    """An array's content differs from canonical MNIST.
+class ChecksumError(_common.ChecksumError):
+    """An array's content differs from canonical MNIST: the SHA-256 of its raw bytes (C order).
 
-    Parameters
-    ----------
-    source : object
-        The file or folder the array came from.
-    array : str
-        Name of the array (e.g. ``"x_train"``).
-    expected, actual : str
-        Expected and actual SHA-256 (hex) of the array's raw bytes.
-    note : str, optional
-        Extra detail (e.g. a dtype or shape that differs from the expected one).
+    The arguments are those of :class:`equivdyn.data._common.ChecksumError`, ``item``
+    being the array's name (also :attr:`array`).
     """
 
-    def __init__(self, source: object, array: str, expected: str, actual: str, note: str = "") -> None:
-        self.source = str(source)
-        self.array = array
-        self.expected = expected
-        self.actual = actual
-        self.note = note
-        detail = f" ({note})" if note else ""
-        super().__init__(
-            f"{self.source}: array {array} has SHA-256 {actual}, expected {expected}{detail}; "
-            "this is not the canonical MNIST (a corrupt or altered copy): replace or delete it"
-        )
+    dataset = "MNIST"
+    algorithm = "SHA-256"
+    subject = "array"
 
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.source, self.array, self.expected, self.actual, self.note))
+    @property
+    def array(self) -> str:
+        """Name of the array whose content differs."""
+        return self.item
 
 
-class DownloadError(EquivdynError):
-    """No mirror could deliver an MNIST file.
+class DownloadError(_common.DownloadError):
+    """No mirror could deliver an MNIST file (arguments as :class:`equivdyn.data._common.DownloadError`)."""
 
-    Parameters
-    ----------
-    dest : object
-        The folder the files were to be downloaded into.
-    filename : str
-        The file that could not be downloaded.
-    attempts : sequence of (str, str)
-        Each URL tried and a short reason why it failed.
-    """
-
-    def __init__(self, dest: object, filename: str, attempts: Sequence[tuple[str, str]]) -> None:
-        self.dest = str(dest)
-        self.filename = filename
-        self.attempts = [(str(url), str(reason)) for url, reason in attempts]
-        tried = "; ".join(f"{url} ({reason})" for url, reason in self.attempts) or "no mirror given"
-        super().__init__(
-            f"could not download MNIST file {filename} into {self.dest}: tried {tried}. "
-            f"This machine may have no internet access. {OFFLINE_HINT}"
-        )
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.dest, self.filename, self.attempts))
+    dataset = "MNIST"
+    hint = OFFLINE_HINT
 
 
 # ----------------------------------------------------------------------------- IDX files
@@ -288,14 +243,6 @@ def write_idx(path: str | os.PathLike[str], array: np.ndarray) -> None:
 # ----------------------------------------------------------------------------- sources
 
 
-def _as_path(value: str | os.PathLike[str], name: str) -> Path:
-    if not isinstance(value, (str, os.PathLike)):
-        raise ParameterError(f"{name} must be a path, got {value!r} of type {type(value).__name__}")
-    if isinstance(value, str) and not value.strip():
-        raise ParameterError(f"{name} must be a path, got an empty string")
-    return Path(value)
-
-
 def _check_array(path: object, name: str, array: np.ndarray) -> None:
     """Raise :class:`InvalidFileError` unless ``array`` has the dtype and shape of MNIST's ``name``."""
     if array.dtype != np.uint8:
@@ -319,44 +266,7 @@ def _has_idx_files(folder: Path) -> bool:
 
 def _load_npz(path: Path) -> dict[str, np.ndarray]:
     """Read and check the four arrays of an ``.npz`` file (no pickles)."""
-    if not path.is_file():
-        raise InvalidFileError(path, "file does not exist" if not path.exists() else "not a file")
-    # Open the file here, so that it is closed whatever np.load raises.
-    try:
-        with open(path, "rb") as handle:
-            return _read_npz(path, handle)
-    except OSError as exc:
-        raise InvalidFileError(path, f"cannot read: {exc.strerror or exc}") from exc
-
-
-def _read_npz(path: Path, handle: BinaryIO) -> dict[str, np.ndarray]:
-    try:
-        loaded = np.load(handle, allow_pickle=False)
-    except _NPZ_ERRORS as exc:
-        raise InvalidFileError(
-            path, f"not a readable .npz file (truncated or corrupt?): {type(exc).__name__}: {exc}"
-        ) from exc
-    if not isinstance(loaded, np.lib.npyio.NpzFile):
-        raise InvalidFileError(path, "is a single .npy array, expected an .npz with x_train, y_train, x_test, y_test")
-    arrays: dict[str, np.ndarray] = {}
-    with loaded:
-        missing = [name for name in NAMES if name not in loaded.files]
-        if missing:
-            raise InvalidFileError(
-                path, f"missing array(s) {', '.join(missing)}; the file holds {sorted(loaded.files)}"
-            )
-        for name in NAMES:
-            try:
-                array = loaded[name]
-            except _NPZ_ERRORS as exc:
-                if isinstance(exc, ValueError) and "pickle" in str(exc).lower():
-                    problem = f"array {name} holds Python objects (pickled data), which are refused"
-                else:
-                    problem = f"cannot read array {name} (truncated or corrupt?): {type(exc).__name__}: {exc}"
-                raise InvalidFileError(path, problem) from exc
-            _check_array(path, name, array)
-            arrays[name] = array
-    return arrays
+    return _common.load_npz(path, NAMES, _check_array)
 
 
 def load_source(source: str | os.PathLike[str]) -> dict[str, np.ndarray]:
@@ -437,58 +347,22 @@ def verify(arrays: Mapping[str, np.ndarray], source: object) -> None:
 # ----------------------------------------------------------------------------- download
 
 
-class _BadDownload(Exception):
-    """A response that arrived but is not a usable IDX file."""
+def _check_download(name: str) -> Callable[[Path], None]:
+    """A check that refuses what is not an IDX file of array ``name``'s shape.
 
+    It runs before a downloaded file is cached, so that an error page or a truncated
+    file never is; the content itself is checked by :func:`verify`.
+    """
 
-# What a failed attempt can raise: urllib's errors (HTTPError, URLError and timeouts
-# are OSErrors), http.client's (e.g. IncompleteRead), ValueError for a malformed URL,
-# InvalidFileError and _BadDownload for a response that is not the expected file.
-_DOWNLOAD_ERRORS: tuple[type[BaseException], ...] = (
-    OSError,
-    ValueError,
-    http.client.HTTPException,
-    InvalidFileError,
-    _BadDownload,
-)
+    def check(path: Path) -> None:
+        try:
+            array = read_idx(path)
+        except InvalidFileError as exc:
+            raise _common.BadDownload(f"not a valid IDX file: {exc.problem}") from exc
+        if array.shape != SHAPES[name]:
+            raise _common.BadDownload(f"IDX array of shape {array.shape}, expected {SHAPES[name]}")
 
-
-def _reason(exc: BaseException, timeout: float) -> str:
-    """A short reason for a failed download attempt."""
-    if isinstance(exc, urllib.error.HTTPError):
-        return f"HTTP {exc.code} {exc.reason}".strip()
-    if isinstance(exc, urllib.error.URLError):
-        if not isinstance(exc.reason, BaseException):
-            return str(exc.reason)
-        exc = exc.reason
-    if isinstance(exc, TimeoutError):
-        return f"timed out after {timeout:g} s"
-    if isinstance(exc, InvalidFileError):
-        return f"not a valid IDX file: {exc.problem}"
-    if isinstance(exc, _BadDownload):
-        return str(exc)
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror
-    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-
-
-def _fetch(url: str, target: Path, name: str, timeout: float) -> int:
-    """Download ``url`` into ``target`` (a temporary file), check it, return its size."""
-    request = urllib.request.Request(url, headers={"User-Agent": _USER_AGENT})
-    size = 0
-    with urllib.request.urlopen(request, timeout=timeout) as response, open(target, "wb") as out:
-        length = response.headers.get("Content-Length")
-        while chunk := response.read(_CHUNK):
-            out.write(chunk)
-            size += len(chunk)
-    if length is not None and length.isdigit() and size != int(length):
-        raise _BadDownload(f"incomplete: got {size} of {length} bytes")
-    # Refuse what is not an IDX file of the right shape (an error page, a truncated
-    # file) before it is cached; the content itself is checked by verify().
-    array = read_idx(target)
-    if array.shape != SHAPES[name]:
-        raise _BadDownload(f"IDX array of shape {array.shape}, expected {SHAPES[name]}")
-    return size
+    return check
 
 
 def download(
@@ -527,8 +401,7 @@ def download(
     dest = _as_path(dest, "download folder")
     if isinstance(mirrors, str):
         mirrors = (mirrors,)
-    if dest.exists() and not dest.is_dir():
-        raise InvalidFileError(dest, "the MNIST download folder exists but is not a folder")
+    _common.check_download_folder(dest, "MNIST")
     order = [m if m.endswith("/") else m + "/" for m in mirrors]
     for name in NAMES:
         filename = FILES[name]
@@ -536,37 +409,15 @@ def download(
         if present is not None:
             log.info("MNIST: %s already present, not downloaded", present)
             continue
-        attempts: list[tuple[str, str]] = []
-        for base in list(order):
-            url = base + filename
-            log.info("MNIST: downloading %s", url)
-            try:
-                with atomic_path(dest / filename) as tmp:
-                    size = _fetch(url, tmp, name, timeout)
-            except _DOWNLOAD_ERRORS as exc:
-                if isinstance(exc, urllib.error.HTTPError):
-                    exc.close()  # an HTTPError holds the open response
-                reason = _reason(exc, timeout)
-                log.warning("MNIST: %s failed: %s", url, reason)
-                attempts.append((url, reason))
-                continue
-            log.info("MNIST: saved %s (%d bytes)", dest / filename, size)
-            order.remove(base)
-            order.insert(0, base)
-            break
-        else:
-            raise DownloadError(dest, filename, attempts)
+        base = _common.fetch_first(
+            dest, filename, order, check=_check_download(name), error=DownloadError, timeout=timeout, log=log
+        )
+        order.remove(base)
+        order.insert(0, base)
     return dest
 
 
 # ----------------------------------------------------------------------------- the stage
-
-
-def _write_npz(out: Path, arrays: Mapping[str, np.ndarray]) -> None:
-    """Write the arrays as an uncompressed ``.npz``, atomically, under exactly ``out``."""
-    with atomic_path(out) as tmp, open(tmp, "wb") as handle:
-        # Through a handle: np.savez would append ".npz" to the temporary name.
-        np.savez(handle, **{name: arrays[name] for name in NAMES})
 
 
 def prepare(
@@ -627,7 +478,7 @@ def prepare(
     arrays = load_source(path)
     verify(arrays, path)
     log.info("MNIST: checksums of %s match (dataset key %s)", path, DATASET_KEY)
-    _write_npz(out, arrays)
+    _common.write_npz(out, {name: arrays[name] for name in NAMES})
     log.info("MNIST: wrote %s", out)
     return out
 
