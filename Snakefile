@@ -1,5 +1,6 @@
 # equivdyn: identify equivalent training dynamics (Redman et al., NeurIPS 2024).
-# Targets: `all` (every figure), `fig2`, `fig3`, `figS_fcn_seeds`, `fig5`.  See README.md.
+# Targets: `all` (every figure), `fig2`, `fig3`, `figS_fcn_seeds`, `fig4`,
+# `figS_cnn_epochs`, `fig5`.  See README.md.
 
 from snakemake.utils import min_version, validate
 
@@ -10,6 +11,9 @@ configfile: "config.yaml"
 
 
 validate(config, "workflow/schemas/config.schema.yaml", set_default=True)
+
+
+report: "workflow/report/workflow.rst"
 
 
 include: "rules/common.smk"
@@ -25,6 +29,7 @@ rule all:
     input:
         [f for files in FIGURES.values() for f in files],
         INDEX,
+        planned_results,
 
 
 rule fig2:
@@ -48,4 +53,16 @@ rule figS_fcn_seeds:
 rule fig5:
     input:
         FIGURES["fig5"],
+        INDEX,
+
+
+rule fig4:
+    input:
+        FIGURES["fig4"],
+        INDEX,
+
+
+rule figS_cnn_epochs:
+    input:
+        FIGURES["figS_cnn_epochs"],
         INDEX,

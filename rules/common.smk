@@ -9,7 +9,8 @@ import shlex
 from itertools import combinations
 
 from equivdyn import content_key
-from equivdyn.data.mnist import DATASET_KEY as MNIST_KEY
+from equivdyn.data import cifar10
+from equivdyn.data.mnist import DATASET_KEY as MNIST_KEY, DATASET_SPEC as MNIST_SPEC
 from equivdyn.stages import STAGE_VERSIONS
 
 
@@ -91,14 +92,39 @@ def check_delays(field, n_delays, n_steps):
         )
 
 
+def check_koopman(field, n_delays, rank, n_components, n_inits, n_steps, n_observables):
+    """Check a fit's rank and principal components against what its data allow.
+
+    ``field`` is the config section (e.g. ``e1.koopman``).  The fit projects each of
+    ``n_inits`` trajectories of ``n_steps`` snapshots of ``n_observables`` values on
+    ``n_components`` principal components (if given), embeds each snapshot with
+    ``n_delays`` lagged copies, and pairs consecutive embedded snapshots; DMD's rank
+    cannot exceed the dimension of an embedded snapshot nor the number of pairs.
+    """
+    most_components = min(n_inits * n_steps, n_observables)
+    if n_components is not None and n_components > most_components:
+        raise ValueError(
+            f"{field}.n_components={n_components} exceeds what the data allow: "
+            f"{n_inits} x {n_steps} snapshots of {n_observables} observables have at most "
+            f"{most_components} principal components"
+        )
+    n_features = n_observables if n_components is None else n_components
+    dimension = (n_delays + 1) * n_features
+    n_pairs = n_inits * (n_steps - n_delays - 1)
+    if rank is not None and rank > min(dimension, n_pairs):
+        raise ValueError(
+            f"{field}.rank={rank} exceeds what the data allow: an embedded snapshot has "
+            f"({n_delays} + 1) x {n_features} = {dimension} dimensions and there are "
+            f"{n_inits} x ({n_steps} - {n_delays} - 1) = {n_pairs} snapshot pairs; "
+            f"use {field}.rank <= {min(dimension, n_pairs)}"
+        )
+
+
 # ---------------------------------------------------------------- data
 # The dataset's key is the hash of its content checksums, whatever the source (a local
 # copy or a download), so every downstream key depends on the data, not on its path.
 MNIST = f"results/data/mnist/{MNIST_KEY}.npz"
-PLAN[MNIST_KEY] = (
-    MNIST,
-    {"stage": "data", "experiment": "mnist", "params": {}, "inputs": {}},
-)
+PLAN[MNIST_KEY] = (MNIST, MNIST_SPEC)
 
 
 # ---------------------------------------------------------------- E1: OMD, OGD, BM
@@ -108,6 +134,13 @@ check_delays(
     "e1.koopman.n_delays",
     config["e1"]["koopman"]["n_delays"],
     config["e1"]["train"]["n_steps"],
+)
+check_koopman(
+    "e1.koopman",
+    **config["e1"]["koopman"],
+    n_inits=config["e1"]["train"]["grid_size"] ** config["e1"]["train"]["dim"],
+    n_steps=config["e1"]["train"]["n_steps"],
+    n_observables=config["e1"]["train"]["dim"],
 )
 E1_TRAIN = {
     m: plan("train", "e1", {"method": m, **config["e1"]["train"]}) for m in E1_METHODS
@@ -144,6 +177,16 @@ def e2_delays(width):
     """Delays scale with width so that embeddings have similar size (paper: 320 / h)."""
     n_delays = max(0, E2["koopman"]["delay_budget"] // width)
     check_delays(f"e2.koopman.delay_budget // {width} = n_delays", n_delays, E2_STEPS)
+    check_koopman(
+        "e2.koopman",
+        n_delays=n_delays,
+        rank=E2["koopman"]["rank"],
+        n_components=None,
+        n_inits=E2["train"]["n_inits"],
+        n_steps=E2_STEPS,
+        # The observable: output-layer weights, 10 classes x width.
+        n_observables=10 * width,
+    )
     return n_delays
 
 
@@ -202,6 +245,14 @@ E4 = config["e4"]
 E4_SETUPS = ["grokking", "constrained"]
 E4_SEEDS = sorted(set(E4["seeds"]))
 check_delays("e4.koopman.n_delays", E4["koopman"]["n_delays"], E4["train"]["n_steps"])
+check_koopman(
+    "e4.koopman",
+    **E4["koopman"],
+    n_inits=E4["train"]["n_inits"],
+    n_steps=E4["train"]["n_steps"],
+    # The observable: MLP output weights, d_model x d_mlp.
+    n_observables=E4["train"]["d_model"] * E4["train"]["d_mlp"],
+)
 
 
 def e4_name(setup, seed):
@@ -262,6 +313,145 @@ E4_COMPARE = plan(
 )
 
 
+# ---------------------------------------------------------------- E3: early phase of CNN training
+E3 = config["e3"]
+E3_SEEDS = sorted(set(E3["seeds"]))
+E3_KOOPMAN = E3["koopman"]
+# The CIFAR-10 key depends on the source only in that the synthetic test stand-in has
+# its own; the real data has one key whether it is read locally or downloaded.
+CIFAR10_KEY = cifar10.dataset_key(config["data"]["cifar10"])
+CIFAR10 = f"results/data/cifar10/{CIFAR10_KEY}.npz"
+# Network -> (dataset, its key, its numbers of training and test images).
+E3_DATA = {
+    "lenet": ("MNIST", MNIST_KEY, 60000, 10000),
+    "resnet20": (
+        "CIFAR-10",
+        CIFAR10_KEY,
+        cifar10.n_train(config["data"]["cifar10"]),
+        (
+            cifar10.SYNTHETIC_SIZES["n_test"]
+            if config["data"]["cifar10"] == "synthetic"
+            else cifar10.SHAPES["y_test"][0]
+        ),
+    ),
+}
+for net in E3["networks"]:
+    if net not in E3_DATA:
+        raise ValueError(
+            f"e3.networks: unknown network {net!r}; known: {', '.join(E3_DATA)}"
+        )
+E3_NETWORKS = [net for net in E3_DATA if net in E3["networks"]]
+if "resnet20" in E3_NETWORKS:
+    PLAN[CIFAR10_KEY] = (CIFAR10, cifar10.dataset_spec(config["data"]["cifar10"]))
+
+
+def cifar10_source(wildcards):
+    """Input function: the local CIFAR-10 copy named in config (none for synthetic)."""
+    source = config["data"]["cifar10"]
+    return [] if source in (None, "synthetic") else source
+
+
+def cifar10_source_option(wildcards):
+    """Params function: `--source ...` of the CIFAR-10 data job, if config names one."""
+    source = config["data"]["cifar10"]
+    return "" if source is None else f"--source {shlex.quote(source)}"
+
+
+def e3_name(network, seed):
+    return f"{network}_s{seed}"
+
+
+def check_e3(network):
+    """Cross-field checks of one E3 network the schema cannot express; errors name the field."""
+    train, windows = E3[network]["train"], E3[network]["windows"]
+    field = f"e3.{network}"
+    if train["augment"] and network != "resnet20":
+        raise ValueError(
+            f"{field}.train.augment=true: augmentation (random crops and flips) is for "
+            "ResNet-20 on CIFAR-10 only"
+        )
+    dataset, _, size, test_size = E3_DATA[network]
+    for name, split, n in (
+        ("train_subset", "training", size),
+        ("test_subset", "test", test_size),
+    ):
+        if train[name] is not None and train[name] > n:
+            raise ValueError(
+                f"{field}.train.{name}={train[name]} exceeds the {n} {split} images "
+                f"of {dataset}"
+            )
+    subset = train["train_subset"]
+    per_epoch = (subset or size) // train["batch_size"]
+    if per_epoch < 1:
+        raise ValueError(
+            f"{field}.train.batch_size={train['batch_size']} exceeds the {subset or size} "
+            "training images: an epoch would have no step"
+        )
+    n_steps = per_epoch * train["n_epochs"]
+    needed = windows["length"] * windows["count"]
+    if needed > n_steps:
+        raise ValueError(
+            f"{field}.windows: {windows['count']} windows of {windows['length']} steps need "
+            f"{needed} steps, but {field}.train records {n_steps} ({train['n_epochs']} epochs "
+            f"of {per_epoch} steps); lower {field}.windows.count or .length, or raise "
+            f"{field}.train.n_epochs"
+        )
+    n_delays = E3_KOOPMAN["n_delays"]
+    for what, length in (
+        (f"{field}.windows.length", windows["length"]),
+        (f"an epoch of {field} ({per_epoch} steps)", per_epoch),
+    ):
+        if length - n_delays < 2:
+            raise ValueError(
+                f"e3.koopman.n_delays={n_delays} leaves fewer than 2 embedded snapshots "
+                f"in {what}={length}; use n_delays <= {length - 2}"
+            )
+
+
+E3_TRAIN, E3_FIT = {}, {}
+for net in E3_NETWORKS:
+    check_e3(net)
+    for s in E3_SEEDS:
+        E3_TRAIN[net, s] = plan(
+            "train",
+            "e3",
+            {**E3[net]["train"], "model": net, "seed": s},
+            {"data": E3_DATA[net][1]},
+        )
+        # One fit per seed: a spectrum per window of early steps and per epoch.
+        E3_FIT[net, s] = plan(
+            "fit",
+            "e3",
+            {
+                "observable": E3[net]["train"]["observable"],
+                **E3_KOOPMAN,
+                "windows": E3[net]["windows"],
+                "epochs": True,
+            },
+            {"trajectory": E3_TRAIN[net, s]},
+        )
+# Per network: window x window and epoch x epoch distances of every seed, mean and sd.
+E3_DISTANCES = {
+    net: plan(
+        "distances",
+        "e3",
+        {"groups": ["window", "epoch"]},
+        {e3_name(net, s): E3_FIT[net, s] for s in E3_SEEDS},
+        ext="json",
+    )
+    for net in E3_NETWORKS
+}
+
+
+def planned_results(wildcards):
+    """Input function of `all`: every result of the plan, intermediate ones included.
+
+    Snakemake leaves a deleted intermediate file missing while what was made from it is
+    up to date; as targets, a deleted result and what depends on it are recomputed.
+    """
+    return sorted(path for path, _ in PLAN.values())
+
+
 def figure_files(name):
     return expand(f"results/figures/{name}.{{ext}}", ext=["pdf", "png", "json"])
 
@@ -271,5 +461,7 @@ FIGURES = {
     "fig3": figure_files("fig3_fcn_width"),
     "figS_fcn_seeds": figure_files("figS_fcn_seeds"),
     "fig5": figure_files("fig5_grokking"),
+    "fig4": figure_files("fig4_cnn_early"),
+    "figS_cnn_epochs": figure_files("figS_cnn_epochs"),
 }
 INDEX = "results/index.tsv"

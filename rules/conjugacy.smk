@@ -1,4 +1,5 @@
-# Conjugacy tests: distances between spectra, randomisation controls, permutation tests.
+# Conjugacy tests: distances between spectra, randomisation controls, permutation tests;
+# for E3, the matrices of distances between the spectra of windows and of epochs.
 
 
 rule compare:
@@ -20,4 +21,26 @@ rule compare:
         inputs=cli_named_inputs,
     shell:
         "equivdyn compare --spec {params.spec:q} {params.inputs} --out {output.json:q}"
+        " > {log:q} 2>&1"
+
+
+rule distances:
+    input:
+        unpack(named_inputs),
+    output:
+        json="results/distances/{experiment}/{key}.json",
+    log:
+        "logs/distances/{experiment}/{key}.log",
+    benchmark:
+        "benchmarks/distances/{experiment}/{key}.tsv"
+    conda:
+        "../envs/equivdyn.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+    params:
+        spec=spec_json,
+        inputs=cli_named_inputs,
+    shell:
+        "equivdyn distances --spec {params.spec:q} {params.inputs} --out {output.json:q}"
         " > {log:q} 2>&1"

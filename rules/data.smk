@@ -22,3 +22,23 @@ rule data_mnist:
         ),
     shell:
         "equivdyn data mnist {params.source} --out {output.npz:q} > {log:q} 2>&1"
+
+
+rule data_cifar10:
+    input:
+        source=cifar10_source,
+    output:
+        npz=CIFAR10,
+    log:
+        "logs/data/cifar10.log",
+    benchmark:
+        "benchmarks/data/cifar10.tsv"
+    conda:
+        "../envs/equivdyn.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+    params:
+        source=cifar10_source_option,
+    shell:
+        "equivdyn data cifar10 {params.source} --out {output.npz:q} > {log:q} 2>&1"

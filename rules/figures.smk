@@ -129,6 +129,66 @@ rule plot_fig5:
         " --out-prefix results/figures/fig5_grokking > {log:q} 2>&1"
 
 
+E3_FIGURE_INPUTS = {
+    **{f"traj_{e3_name(*k)}": path_of(v) for k, v in E3_TRAIN.items()},
+    **{f"distances_{net}": path_of(v) for net, v in E3_DISTANCES.items()},
+}
+
+
+rule plot_fig4:
+    input:
+        **E3_FIGURE_INPUTS,
+    output:
+        pdf="results/figures/fig4_cnn_early.pdf",
+        png=report(
+            "results/figures/fig4_cnn_early.png",
+            caption="../workflow/report/fig4.rst",
+            category="Figure 4: early phase of CNN training",
+        ),
+        json="results/figures/fig4_cnn_early.json",
+    log:
+        "logs/figures/fig4.log",
+    benchmark:
+        "benchmarks/figures/fig4.tsv"
+    conda:
+        "../envs/equivdyn.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+    params:
+        inputs=cli_named_inputs,
+    shell:
+        "equivdyn plot fig4 {params.inputs}"
+        " --out-prefix results/figures/fig4_cnn_early > {log:q} 2>&1"
+
+
+rule plot_figS_cnn_epochs:
+    input:
+        **E3_FIGURE_INPUTS,
+    output:
+        pdf="results/figures/figS_cnn_epochs.pdf",
+        png=report(
+            "results/figures/figS_cnn_epochs.png",
+            caption="../workflow/report/figS_cnn_epochs.rst",
+            category="Figure 4: early phase of CNN training",
+        ),
+        json="results/figures/figS_cnn_epochs.json",
+    log:
+        "logs/figures/figS_cnn_epochs.log",
+    benchmark:
+        "benchmarks/figures/figS_cnn_epochs.tsv"
+    conda:
+        "../envs/equivdyn.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+    params:
+        inputs=cli_named_inputs,
+    shell:
+        "equivdyn plot figS_cnn_epochs {params.inputs}"
+        " --out-prefix results/figures/figS_cnn_epochs > {log:q} 2>&1"
+
+
 rule index:
     output:
         tsv=INDEX,

@@ -15,6 +15,8 @@ FIGURES = {
     "fig3": "equivdyn.figures.fig3",
     "figS_fcn_seeds": "equivdyn.figures.figS_fcn_seeds",
     "fig5": "equivdyn.figures.fig5",
+    "fig4": "equivdyn.figures.fig4",
+    "figS_cnn_epochs": "equivdyn.figures.figS_cnn_epochs",
 }
 
 

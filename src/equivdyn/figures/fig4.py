@@ -1,0 +1,99 @@
+"""Figure 4: the early phase of CNN training has dynamics of its own.
+
+One row per network (LeNet on MNIST, ResNet-20 on CIFAR-10; a network left out of the
+config loses its row): (a) training loss over the windowed early steps, mean and
+inter-quartile band over seeds and initialisations, windows shaded alternately; (b) the
+log10 Wasserstein distance between the Koopman spectra of every two windows, mean over
+seeds; (c) the distance of each window to the last one, mean and min–max band over seeds.
+Early windows far from the last while late windows stay close to each other mark an early
+phase whose dynamics differ from the later ones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ._common import plt, save
+from ._e3 import E3Network, early_vs_late, heat_map, load, to_last
+
+INPUTS: tuple[str, ...] = ()
+
+
+def _train_loss(net: E3Network, last_step: int) -> dict[str, list[float]]:
+    """Training loss up to ``last_step`` over every seed and initialisation."""
+    steps = net.trajectories[net.seeds[0]].steps
+    keep = steps <= last_step
+    losses = np.concatenate([net.trajectories[s].metrics["train_loss"][:, keep] for s in net.seeds])
+    q25, q75 = np.percentile(losses, [25, 75], axis=0)
+    return {
+        "steps": [int(v) for v in steps[keep]],
+        "mean": losses.mean(axis=0).tolist(),
+        "q25": q25.tolist(),
+        "q75": q75.tolist(),
+    }
+
+
+def _row(fig: plt.Figure, axes: Any, net: E3Network, row: int) -> dict[str, Any]:
+    windows = net.steps("window")
+    per_seed = net.per_seed("window")
+    mean = np.asarray(net.group("window")["mean"], dtype=float)
+    loss = _train_loss(net, windows[-1][1])
+    last = to_last(per_seed)
+    label = net.label()
+    a, b, c = (f"({chr(ord('a') + 3 * row + i)})" for i in range(3))
+
+    ax = axes[0]
+    for i, (first, end) in enumerate(windows):
+        if i % 2 == 0:
+            ax.axvspan(first - 0.5, end + 0.5, color="0.92", lw=0)
+    ax.plot(loss["steps"], loss["mean"], color="tab:blue", lw=1, label="mean")
+    ax.fill_between(loss["steps"], loss["q25"], loss["q75"], color="tab:blue", alpha=0.3, lw=0,
+                    label="inter-quartile band")
+    n_runs = sum(net.trajectories[s].n_initialisations for s in net.seeds)
+    ax.set(xlabel="step", ylabel="training loss",
+           title=f"{a} {label}\ntraining loss ({n_runs} runs)")
+    ax.legend(fontsize=7)
+
+    heat_map(axes[1], fig, mean, [str(first) for first, _ in windows], "window (first step)",
+             f"{b} {label}\ndistance between windows (mean of {len(net.seeds)} seeds)")
+
+    ax = axes[2]
+    starts = np.array([w[0] for w in windows])
+    # The last window's distance to itself is 0: left out of the log-scaled curve.
+    ax.plot(starts[:-1], last["mean"][:-1], "o-", color="tab:purple", ms=3, label="mean over seeds")
+    ax.fill_between(starts[:-1], last["min"][:-1], last["max"][:-1], color="tab:purple", alpha=0.25, lw=0,
+                    label="min-max over seeds")
+    if np.all(np.asarray(last["min"][:-1]) > 0):
+        ax.set_yscale("log")
+    ax.set(xlabel="window (first step)", ylabel="Wasserstein distance to the last window",
+           title=f"{c} {label}\ndistance to the last window")
+    ax.legend(fontsize=7)
+
+    return {
+        "seeds": net.seeds,
+        "window_steps": windows,
+        "distances": mean.tolist(),
+        "sd": net.group("window")["sd"],
+        "per_seed": per_seed.tolist(),
+        "to_last": last,
+        "early_vs_late": early_vs_late(mean),
+        "train_loss": loss,
+    }
+
+
+def plot(inputs: Mapping[str, Path], prefix: Path) -> None:
+    networks, keys = load(inputs)
+    fig, grid = plt.subplots(len(networks), 3, figsize=(15, 4.3 * len(networks)), squeeze=False)
+    numbers: dict[str, Any] = {"networks": list(networks)}
+    for row, (name, net) in enumerate(networks.items()):
+        numbers[name] = _row(fig, grid[row], net, row)
+    numbers["keys"] = keys
+    numbers["synthetic_data"] = {name: net.synthetic for name, net in networks.items()}
+    synthetic = " (SYNTHETIC DATA in the panels that say so)" if any(numbers["synthetic_data"].values()) else ""
+    fig.suptitle(f"E3: early phase of CNN training, Koopman spectra of consecutive windows{synthetic}")
+    fig.tight_layout()
+    save(fig, numbers, prefix)

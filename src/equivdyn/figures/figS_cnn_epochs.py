@@ -1,0 +1,46 @@
+"""Appendix figure to Fig. 4: distances between the Koopman spectra of whole epochs.
+
+One panel per network (LeNet on MNIST, ResNet-20 on CIFAR-10; a network left out of the
+config loses its panel): the log10 Wasserstein distance between the spectra fitted on
+every two epochs, mean over seeds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ._common import plt, save
+from ._e3 import heat_map, load, to_last
+
+INPUTS: tuple[str, ...] = ()
+
+
+def plot(inputs: Mapping[str, Path], prefix: Path) -> None:
+    networks, keys = load(inputs)
+    fig, axes = plt.subplots(1, len(networks), figsize=(5.5 * len(networks), 4.5), squeeze=False)
+    numbers: dict[str, Any] = {"networks": list(networks)}
+    for i, (ax, (name, net)) in enumerate(zip(axes[0], networks.items())):
+        epochs = net.steps("epoch")
+        per_seed = net.per_seed("epoch")
+        mean = np.asarray(net.group("epoch")["mean"], dtype=float)
+        heat_map(ax, fig, mean, [str(e + 1) for e in range(len(epochs))], "epoch",
+                 f"({chr(ord('a') + i)}) {net.label()}\ndistance between epochs (mean of {len(net.seeds)} seeds)")
+        test_accuracy = np.concatenate([net.trajectories[s].metrics["test_accuracy"] for s in net.seeds])
+        numbers[name] = {
+            "seeds": net.seeds,
+            "epoch_steps": epochs,
+            "distances": mean.tolist(),
+            "sd": net.group("epoch")["sd"],
+            "per_seed": per_seed.tolist(),
+            "to_last": to_last(per_seed),
+            "test_accuracy": test_accuracy.mean(axis=0).tolist(),
+        }
+    numbers["keys"] = keys
+    numbers["synthetic_data"] = {name: net.synthetic for name, net in networks.items()}
+    fig.suptitle("E3 appendix: Koopman spectra of whole epochs")
+    fig.tight_layout()
+    save(fig, numbers, prefix)
