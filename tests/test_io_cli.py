@@ -184,22 +184,28 @@ def test_fit_refuses_mismatched_input_key(tmp_path: Path, trained: tuple[Path, s
     assert not list(tmp_path.glob(".fit_wrong.h5*"))
 
 
-def test_fit_refuses_non_finite_trajectory(tmp_path: Path, capsys) -> None:
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf], ids=["nan", "inf", "-inf"])
+def test_fit_refuses_non_finite_trajectory(tmp_path: Path, capsys, bad: float) -> None:
     rng = np.random.default_rng(23)
     state = rng.random((4, 20, 2))
-    state[2, 7, 1] = np.nan
+    state[2, 7, 1] = bad
+    state[3, 12, 0] = bad  # a later one: the message names the first
     key = "abcdefabcdef0123"
     traj_path = tmp_path / "diverged.h5"
-    write_trajectory(traj_path, Trajectory(experiment="e1", steps=np.arange(20), observables={"state": state}, key=key))
+    steps = np.arange(0, 40, 2)  # recorded every other step: the message names the step, not the index
+    write_trajectory(traj_path, Trajectory(experiment="e1", steps=steps, observables={"state": state}, key=key))
     out = tmp_path / "fit.h5"
+    out.write_bytes(b"previous spectrum")
     status = main(["fit", "--spec", json.dumps(fit_spec(key)), "--input", str(traj_path), "--out", str(out)])
     assert status == 2
     err = capsys.readouterr().err
     assert len(error_lines(err)) == 1
     assert "not finite" in err
     assert "diverged" in err
+    assert "initialisation 2, step 14" in err
     assert str(traj_path) in err
-    assert not out.exists()
+    assert out.read_bytes() == b"previous spectrum"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["diverged.h5", "fit.h5"]
 
 
 def test_fit_refuses_invalid_input_file(tmp_path: Path, invalid_files: dict[str, Path], capsys) -> None:
@@ -247,6 +253,10 @@ BAD_TRAIN_SPECS = [
     pytest.param(json.dumps(_with(TRAIN_SPEC, STAGE_VERSIONS["train_e1"] + 98, "version")), "version",
                  id="wrong-version"),
     pytest.param(json.dumps(_with(TRAIN_SPEC, "fit", "stage")), "stage", id="spec-for-another-stage"),
+    # Python's json reads these although JSON has no such numbers; no key can be made of them.
+    pytest.param(json.dumps(TRAIN_SPEC).replace('"eta": 0.01', '"eta": Infinity'), "Infinity", id="infinite-eta"),
+    pytest.param(json.dumps(TRAIN_SPEC).replace('"eta": 0.01', '"eta": NaN'), "NaN", id="nan-eta"),
+    pytest.param(json.dumps(TRAIN_SPEC).replace('"eta": 0.01', '"eta": 1e400'), "1e400", id="overflowing-eta"),
 ]
 
 
@@ -445,9 +455,11 @@ def test_index_writes_keyed_table(tmp_path: Path, capsys) -> None:
     assert [p.name for p in out.parent.iterdir()] == ["index.tsv"]
 
 
-def test_index_rejects_invalid_plan(tmp_path: Path, capsys) -> None:
+@pytest.mark.parametrize("plan", ["{not json", '{"results/x.h5": {"params": {"eta": -Infinity}}}'])
+def test_index_rejects_invalid_plan(tmp_path: Path, capsys, plan: str) -> None:
     out = tmp_path / "index.tsv"
-    assert main(["index", "--plan", "{not json", "--out", str(out)]) == 2
+    assert main(["index", "--plan", plan, "--out", str(out)]) == 2
     err = capsys.readouterr().err
+    assert len(error_lines(err)) == 1
     assert "--plan" in err and "JSON" in err
     assert not out.exists()

@@ -418,7 +418,7 @@ def stable_spectra(draw: st.DrawFn) -> list[complex]:
     return eigs
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=25, deadline=None, derandomize=True)
 @given(eigs=stable_spectra(), seed=st.integers(0, 2**32 - 1))
 def test_property_dmd_recovers_stable_spectra(eigs: list[complex], seed: int) -> None:
     rng = np.random.default_rng(seed)

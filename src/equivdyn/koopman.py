@@ -166,6 +166,23 @@ def _as_snapshot_matrix(x: ArrayLike, name: str) -> NDArray[Any]:
     return arr
 
 
+def _binary_exponent(*arrays: NDArray[Any]) -> int:
+    """The exponent ``e`` with ``2**(e-1) <= max |entry| < 2**e`` (real and imaginary parts; 0 if all are 0)."""
+    parts = [p for a in arrays for p in ((a.real, a.imag) if np.iscomplexobj(a) else (a,))]
+    largest = max(float(np.max(np.abs(p))) for p in parts)
+    return int(np.frexp(largest)[1]) if largest > 0.0 else 0
+
+
+def _ldexp(a: NDArray[Any], exponent: int) -> NDArray[Any]:
+    """``a * 2**exponent``, exact for real and complex arrays (no power of two is formed)."""
+    if not np.iscomplexobj(a):
+        return np.ldexp(a, exponent)
+    out = np.empty_like(a)
+    out.real = np.ldexp(a.real, exponent)
+    out.imag = np.ldexp(a.imag, exponent)
+    return out
+
+
 def _angles(eigenvalues: NDArray[np.complex128]) -> NDArray[np.float64]:
     """Arguments in ``(-pi, pi]`` (``np.angle`` may return ``-pi`` for ``-1 - 0j``)."""
     ang = np.angle(eigenvalues)
@@ -431,7 +448,8 @@ def dmd(
     Raises
     ------
     ValueError
-        On shapes that are not 2-D or differ between ``X`` and ``Y``, or NaN/inf.
+        On shapes that are not 2-D or differ between ``X`` and ``Y``, or NaN/inf (in the
+        data, or, as a last guard, in the eigenvalues or residuals).
     ParameterError
         On a bad ``rank``/``svd`` value, or when ``X`` is numerically zero.
     """
@@ -446,6 +464,12 @@ def dmd(
     if np.iscomplexobj(x) or np.iscomplexobj(y):
         x = x.astype(np.complex128, copy=False)
         y = y.astype(np.complex128, copy=False)
+
+    # DMD is invariant to a common scaling of X and Y.  Scaling both by a power of two (exact)
+    # to a largest entry in [0.5, 1) keeps the Gram products and the norms of the residuals of
+    # data far from 1 (e.g. 1e160 or 1e-300) from overflowing to inf or underflowing to 0.
+    exponent = _binary_exponent(x, y)
+    x, y = _ldexp(x, -exponent), _ldexp(y, -exponent)
 
     n_features, n_snapshots = x.shape
     route = svd
@@ -463,7 +487,8 @@ def dmd(
     numerical_rank = int(np.count_nonzero(s > tol))
     if numerical_rank == 0:
         raise ParameterError(
-            f"X is numerically zero (largest singular value {s[0] if s.size else 0.0}); no DMD possible"
+            f"X is numerically zero (largest singular value {np.ldexp(s[0], exponent) if s.size else 0.0}); "
+            "no DMD possible"
         )
     if rank is None:
         r = numerical_rank
@@ -499,6 +524,11 @@ def dmd(
     den = np.linalg.norm(psi_x_g, axis=0)
     residuals = np.where(den > 0, num / np.where(den > 0, den, 1.0), np.inf).astype(np.float64)
 
+    if not (np.isfinite(eigvals).all() and np.isfinite(residuals).all()):
+        raise ValueError(
+            f"DMD gave non-finite eigenvalues or residuals (X of shape {x.shape}, rank {r}, svd route {route!r})"
+        )
+
     order = _spectral_order(eigvals)
     modes: NDArray[np.complex128] | None = None
     if keep_modes:
@@ -514,7 +544,7 @@ def dmd(
 
     return KoopmanSpectrum(
         eigenvalues=eigvals[order],
-        singular_values=np.asarray(s, dtype=np.float64),
+        singular_values=np.ldexp(np.asarray(s, dtype=np.float64), exponent),
         residuals=residuals[order],
         modes=modes,
         n_snapshots=int(n_snapshots),

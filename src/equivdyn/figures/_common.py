@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from .._io import atomic_path, write_json_atomic  # noqa: E402
+from .._io import atomic_path, content_key, write_json_atomic  # noqa: E402
+from ..errors import InvalidFileError  # noqa: E402
 
 plt.rcParams.update({"figure.dpi": 100, "savefig.dpi": 150, "font.size": 9, "axes.titlesize": 9})
 
@@ -24,6 +26,44 @@ def save(fig: plt.Figure, numbers: dict[str, Any], prefix: Path) -> None:
             fig.savefig(tmp, format=ext, bbox_inches="tight", metadata=None if ext == "png" else {"CreationDate": None})
     plt.close(fig)
     write_json_atomic(prefix.with_name(prefix.name + ".json"), numbers)
+
+
+def read_json_result(path: str | Path) -> Any:
+    """Read a JSON result file; any problem raises :class:`InvalidFileError` naming the file."""
+    p = Path(path)
+    if not p.exists():
+        raise InvalidFileError(p, "file does not exist")
+    if p.is_dir():
+        raise InvalidFileError(p, "is a directory, not a JSON file")
+    try:
+        data = p.read_bytes()
+    except OSError as exc:
+        raise InvalidFileError(p, f"cannot read: {exc.strerror or exc}") from None
+    if not data:
+        raise InvalidFileError(p, "file is empty (an interrupted write?)")
+    try:
+        return json.loads(data.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise InvalidFileError(p, "not valid JSON: the file is not UTF-8 text (a binary file?)") from None
+    except json.JSONDecodeError as exc:
+        raise InvalidFileError(p, f"not valid JSON (truncated or not a result?): {exc}") from None
+
+
+def read_comparison(path: str | Path, experiment: str) -> dict[str, Any]:
+    """Read the JSON that ``equivdyn compare`` wrote for ``experiment`` and check its shape and key."""
+    p = Path(path)
+    result = read_json_result(p)
+    fields = ("key", "spec", "pairs", "permutation_tests")
+    if not (isinstance(result, dict) and all(f in result for f in fields) and isinstance(result["spec"], dict)
+            and result["spec"].get("stage") == "compare"):
+        raise InvalidFileError(p, f"not a comparison (the JSON object with {', '.join(fields)} that "
+                                  "`equivdyn compare` writes)")
+    if result["spec"].get("experiment") != experiment:
+        raise InvalidFileError(p, f"is a comparison of experiment {result['spec'].get('experiment')!r}; "
+                                  f"this figure needs one of {experiment!r}")
+    if result["key"] != content_key(result["spec"]):
+        raise InvalidFileError(p, f"holds key {result['key']!r}, which is not the key of the spec inside it")
+    return result
 
 
 def pairs_of(eigenvalues: np.ndarray) -> list[list[float]]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -14,6 +13,7 @@ import numpy as np
 from ..errors import ParameterError
 from ..koopman import KoopmanSpectrum
 from ..store import Trajectory, read_spectra, read_trajectory
+from ._common import read_comparison
 
 _NAME = re.compile(r"^(traj|spec)_h(\d+)_s(\d+)$")
 
@@ -85,7 +85,7 @@ def load(inputs: Mapping[str, Path]) -> E2Results:
             keys[name] = data.key
     if set(trajectories) != set(spectra):
         raise ParameterError("every traj_h<width>_s<seed> input needs its spec_h<width>_s<seed> and vice versa")
-    comparison = json.loads(Path(inputs["compare"]).read_text())
+    comparison = read_comparison(inputs["compare"], "e2")
     keys["compare"] = comparison["key"]
     widths = sorted({w for w, _ in trajectories})
     seeds = sorted({s for _, s in trajectories})

@@ -7,14 +7,13 @@ the Wasserstein distances and the randomisation controls.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 
 from ..store import read_spectra, read_trajectory
-from ._common import pairs_of, plt, save, unit_circle
+from ._common import pairs_of, plt, read_comparison, save, unit_circle
 
 METHODS = ("omd", "ogd", "bm")
 LABELS = {"omd": "OMD", "ogd": "OGD", "bm": "BM"}
@@ -29,7 +28,7 @@ EXAMPLE_X0 = (0.5, 0.7)
 def plot(inputs: Mapping[str, Path], prefix: Path) -> None:
     trajs = {m: read_trajectory(inputs[f"traj_{m}"]) for m in METHODS}
     spectra = {m: read_spectra(inputs[f"spec_{m}"]).spectra["all"] for m in METHODS}
-    comparison = json.loads(Path(inputs["compare"]).read_text())
+    comparison = read_comparison(inputs["compare"], "e1")
     loss = trajs["omd"].params["params"]["loss"]
 
     x0 = trajs["omd"].observables["state"][:, 0, :]

@@ -9,7 +9,6 @@ seed, (d) histogram of the per-seed distances between the setups against the wit
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -18,7 +17,7 @@ import numpy as np
 
 from ..errors import ParameterError
 from ..store import read_spectra, read_trajectory
-from ._common import pairs_of, plt, save, spectra_near_one
+from ._common import pairs_of, plt, read_comparison, save, spectra_near_one
 
 SETUPS = ("grokking", "constrained")
 COLOURS = {"grokking": "tab:red", "constrained": "tab:blue"}
@@ -44,7 +43,7 @@ def plot(inputs: Mapping[str, Path], prefix: Path) -> None:
             keys[name] = data.key
     longs = {s: read_trajectory(inputs[f"long_{s}"]) for s in SETUPS}
     keys.update({f"long_{s}": longs[s].key for s in SETUPS})
-    comparison = json.loads(Path(inputs["compare"]).read_text())
+    comparison = read_comparison(inputs["compare"], "e4")
     keys["compare"] = comparison["key"]
     seeds = sorted({seed for _, seed in spectra})
     pairs = comparison["pairs"]

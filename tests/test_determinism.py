@@ -1,0 +1,141 @@
+"""Determinism: the same spec gives bit-identical results, run after run.
+
+Every experiment trains twice from one spec through :func:`equivdyn.stages.train` into two
+files, which must hold the same content key and bit-identical datasets (observables,
+metrics, their steps) and attributes (except the creation time).  Fitting is then run
+twice on each file, and the spectra must again be bit-identical.  Sizes are tiny (those
+of tests/tiny.yaml), so the whole file runs in seconds.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+import pytest
+
+from equivdyn import stages
+from equivdyn._io import content_key
+from equivdyn.data import mnist
+from equivdyn.stages import STAGE_VERSIONS, fit, train
+from equivdyn.store import read_spectra, read_trajectory
+
+MNIST = Path(__file__).resolve().parents[2] / "shared/data/mnist.npz"
+
+#: Attributes that may differ between two runs of one spec (when the file was written).
+VOLATILE_ATTRS = {"created"}
+
+E4_TINY = {"p": 13, "d_model": 16, "n_heads": 2, "d_head": 8, "d_mlp": 32}
+
+#: name -> (experiment, training params, input names, fit params or None)
+CASES: dict[str, tuple[str, dict[str, Any], tuple[str, ...], dict[str, Any] | None]] = {
+    **{
+        f"e1-{m}": ("e1", {"method": m, "loss": "tan", "n_steps": 40, "grid_size": 3}, (),
+                    {"observable": "state", "n_delays": 4, "rank": None})
+        for m in ("omd", "ogd", "bm")
+    },
+    "e2": ("e2", {"width": 5, "seed": 1, "n_inits": 3, "n_steps": 60}, ("mnist",),
+           {"observable": "output_weights", "n_delays": 8, "rank": 4}),
+    **{
+        f"e4-{setup}": ("e4", {**E4_TINY, "setup": setup, "seed": 1, "n_inits": 3, "n_steps": 30}, (),
+                        {"observable": "mlp_out", "n_components": 4, "n_delays": 6, "rank": 4})
+        for setup in ("grokking", "constrained")
+    },
+    "e4long": ("e4long", {**E4_TINY, "setup": "grokking", "n_steps": 60, "n_points": 10}, (), None),
+    "e3-lenet": ("e3", {"model": "lenet", "seed": 1, "n_inits": 2, "batch_size": 60, "n_epochs": 2,
+                        "train_subset": 120, "test_subset": 100}, ("data",),
+                 {"observable": "final_layer", "n_components": 3, "n_delays": 1, "rank": 2}),
+}
+
+
+@pytest.fixture(scope="module")
+def prepared_mnist(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """MNIST as the data stage writes it (verified against its checksums)."""
+    return mnist.prepare(MNIST, tmp_path_factory.mktemp("data") / "mnist.npz")
+
+
+def train_spec(experiment: str, params: dict[str, Any], input_names: tuple[str, ...]) -> dict[str, Any]:
+    version = STAGE_VERSIONS[f"train_{experiment}"]
+    inputs = {name: mnist.DATASET_KEY for name in input_names}
+    return {"stage": "train", "experiment": experiment, "version": version, "params": params, "inputs": inputs}
+
+
+def hdf5_content(path: Path) -> dict[str, Any]:
+    """Every dataset (dtype, shape, bytes) and every attribute of an HDF5 file, by name."""
+    content: dict[str, Any] = {}
+
+    def attrs(name: str, obj: h5py.HLObject) -> None:
+        for key, value in obj.attrs.items():
+            if key not in VOLATILE_ATTRS:
+                content[f"{name}@{key}"] = value.tobytes() if isinstance(value, np.ndarray) else value
+
+    def visit(name: str, obj: h5py.HLObject) -> None:
+        if isinstance(obj, h5py.Dataset):
+            data = obj[()]
+            content[name] = (data.dtype.str, data.shape, data.tobytes())
+        attrs(name, obj)
+
+    with h5py.File(path, "r") as h5:
+        attrs("/", h5)
+        h5.visititems(visit)
+    return content
+
+
+def assert_same_content(a: Path, b: Path) -> None:
+    first, second = hdf5_content(a), hdf5_content(b)
+    assert sorted(first) == sorted(second)
+    different = [name for name in first if first[name] != second[name]]
+    assert different == [], f"{a.name} and {b.name} differ in {different}"
+
+
+def test_every_experiment_has_a_case() -> None:
+    assert set(stages.TRAINERS) <= {experiment for experiment, *_ in CASES.values()}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_same_spec_gives_bit_identical_results(case: str, tmp_path: Path, prepared_mnist: Path) -> None:
+    experiment, params, input_names, fit_params = CASES[case]
+    spec = train_spec(experiment, params, input_names)
+    inputs = {name: prepared_mnist for name in input_names}
+    files = [tmp_path / "a" / "train.h5", tmp_path / "b" / "train.h5"]
+    for path in files:
+        train(spec, inputs, path)
+
+    first, second = (read_trajectory(path) for path in files)
+    assert first.key == second.key == content_key(spec)
+    assert first.params == second.params == spec
+    for name in ("observables", "metrics", "metric_steps"):
+        blocks_a, blocks_b = getattr(first, name), getattr(second, name)
+        assert sorted(blocks_a) == sorted(blocks_b)
+        for block in blocks_a:
+            assert blocks_a[block].dtype == blocks_b[block].dtype
+            assert blocks_a[block].tobytes() == blocks_b[block].tobytes(), f"{name}/{block} differs"
+    assert first.steps.tobytes() == second.steps.tobytes()
+    assert all(np.isfinite(v).all() for v in first.observables.values())
+    assert_same_content(*files)
+
+    if fit_params is None:
+        return
+    fspec = {
+        "stage": "fit",
+        "experiment": experiment,
+        "version": STAGE_VERSIONS["fit"],
+        "params": fit_params,
+        "inputs": {"trajectory": content_key(spec)},
+    }
+    outputs = [tmp_path / "a" / "fit1.h5", tmp_path / "a" / "fit2.h5", tmp_path / "b" / "fit.h5"]
+    for source, out in zip([files[0], files[0], files[1]], outputs, strict=True):
+        fit(fspec, source, out)
+    spectra = [read_spectra(out) for out in outputs]
+    assert len({s.key for s in spectra}) == 1 and spectra[0].key == content_key(fspec)
+    reference = spectra[0].spectra["all"]
+    assert reference.eigenvalues.size >= 1
+    for other in spectra[1:]:
+        spectrum = other.spectra["all"]
+        assert spectrum.eigenvalues.tobytes() == reference.eigenvalues.tobytes()
+        assert spectrum.residuals.tobytes() == reference.residuals.tobytes()
+        assert spectrum.singular_values.tobytes() == reference.singular_values.tobytes()
+    for out in outputs[1:]:
+        assert_same_content(outputs[0], out)
