@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import collections
+import dataclasses
+import os
+import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKFLOW_FILES = ("Snakefile", "config.yaml", "rules", "workflow", "profiles", "envs", "tests/tiny.yaml")
@@ -19,6 +26,7 @@ def copy_workflow(dest: Path) -> Path:
     ``shared/`` (real MNIST) is linked beside the copy, as it lies beside the checkout,
     so the configs' relative data paths hold there too.
     """
+    dest.mkdir(parents=True, exist_ok=True)
     shared = dest.parent / "shared"
     if not shared.exists():
         shared.symlink_to(ROOT.parent / "shared")
@@ -63,3 +71,139 @@ def run_snakemake(
 @pytest.fixture
 def workflow_dir(tmp_path: Path) -> Path:
     return copy_workflow(tmp_path / "wf")
+
+
+# ---------------------------------------------------------------- end-to-end helpers
+# Shared by the end-to-end test modules (test_workflow*.py, test_guarantees.py,
+# test_report.py): a tiny workflow built once per session, job counts from `-n`,
+# configs as tests/tiny.yaml plus dotted overrides, clones and checks of results.
+
+TINY = "tests/tiny.yaml"
+
+
+def target_rules() -> set[str]:
+    """Rules of the Snakefile itself: targets that only gather files and run no command."""
+    return set(re.findall(r"^rule (\w+):", (ROOT / "Snakefile").read_text(), re.M))
+
+
+def planned_jobs(workdir: Path, *args: str) -> collections.Counter[str]:
+    """Jobs (rule -> count) that `snakemake -n` plans, target rules left out."""
+    return jobs_from_output(run_snakemake(workdir, *args, "-n", "--quiet", "rules").stdout)
+
+
+def jobs_from_output(out: str) -> collections.Counter[str]:
+    """Jobs (rule -> count) of the first "Job stats" table in Snakemake's output."""
+    jobs: collections.Counter[str] = collections.Counter()
+    if "Job stats:" not in out:
+        assert "Nothing to be done" in out, out[-3000:]
+        return jobs
+    table = out.split("Job stats:", 1)[1].split("total", 1)[0]
+    targets = target_rules()
+    for line in table.splitlines():
+        match = re.fullmatch(r"\s*(\w+)\s+(\d+)\s*", line)
+        if match and match.group(1) not in targets:
+            jobs[match.group(1)] = int(match.group(2))
+    return jobs
+
+
+def set_dotted(config: dict[str, Any], dotted: str, value: object) -> None:
+    """Set ``config["a"]["b"]["c"] = value`` for ``dotted = "a.b.c"``, creating sections."""
+    *sections, last = dotted.split(".")
+    for name in sections:
+        config = config.setdefault(name, {})
+    config[last] = value
+
+
+def tiny_config(overrides: Mapping[str, object] | None = None) -> dict[str, Any]:
+    """tests/tiny.yaml with ``overrides`` (dotted key -> value) applied."""
+    config = yaml.safe_load((ROOT / TINY).read_text())
+    for dotted, value in (overrides or {}).items():
+        set_dotted(config, dotted, value)
+    return config
+
+
+def write_tiny_config(workdir: Path, name: str, overrides: Mapping[str, object] | None = None) -> str:
+    """Write tests/tiny.yaml with ``overrides`` applied to ``workdir/name``; return ``name``."""
+    (workdir / name).write_text(yaml.safe_dump(tiny_config(overrides)))
+    return name
+
+
+def results_state(workdir: Path) -> dict[str, tuple[int, int, int]] | None:
+    """(inode, size, mtime in ns) of every file under results/; None if there is no results/."""
+    results = workdir / "results"
+    if not results.exists():
+        return None
+    state = {}
+    for path in sorted(results.rglob("*")):
+        if not path.is_dir():
+            st = path.lstat()
+            state[str(path.relative_to(workdir))] = (st.st_ino, st.st_size, st.st_mtime_ns)
+    return state
+
+
+def clone_built(src: Path, dest: Path, *, link: bool = True) -> Path:
+    """Copy a workflow directory with its results, logs and Snakemake's records.
+
+    With ``link``, files under results/ are hard links (``cp -al``): cheap, and safe for
+    runs that delete or (atomically) rewrite results, not for ``touch``.  Everything else
+    is copied, because Snakemake rewrites its records in place.  Symbolic links (results
+    fetched from the between-workflow cache) become the files they point to.
+    """
+    for entry in src.iterdir():
+        target = dest / entry.name
+        if entry.is_dir():
+            copy = os.link if link and entry.name == "results" else shutil.copy2
+            shutil.copytree(entry, target, copy_function=copy, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(entry, target)
+    shared = dest.parent / "shared"
+    if not shared.exists():
+        shared.symlink_to(ROOT.parent / "shared")
+    return dest
+
+
+def inspect_results(workdir: Path) -> list[Path]:
+    """Check every HDF5 file under results/ with `equivdyn inspect`; return them."""
+    files = sorted((workdir / "results").rglob("*.h5"))
+    if files:
+        proc = subprocess.run(
+            [venv_exe("equivdyn"), "inspect", *map(str, files)],
+            cwd=workdir,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        assert proc.returncode == 0, proc.stdout[-4000:]
+    return files
+
+
+@dataclasses.dataclass(frozen=True)
+class BuiltWorkflow:
+    """A scratch workflow with every result of tests/tiny.yaml (see ``tiny_built``)."""
+
+    dir: Path
+    cache: Path
+    output: str
+
+    def env(self) -> dict[str, str]:
+        """Environment that points Snakemake at this build's between-workflow cache."""
+        return {**os.environ, "SNAKEMAKE_OUTPUT_CACHE": str(self.cache)}
+
+
+@pytest.fixture(scope="session")
+def tiny_built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BuiltWorkflow]:
+    """The workflow with every result of tests/tiny.yaml, built once per session.
+
+    Built by one `snakemake all --cache` into a fresh between-workflow cache, so training
+    and fitting results are links into that cache.  Tests only plan on it (`-n`) or clone
+    it (``clone_built``); at the end of the session its results must be unchanged.
+    """
+    base = tmp_path_factory.mktemp("tiny_built")
+    cache = base / "cache"
+    cache.mkdir()
+    built = BuiltWorkflow(copy_workflow(base / "wf"), cache, "")
+    out = run_snakemake(built.dir, "all", "--cache", "--configfile", TINY, env=built.env()).stdout
+    built = dataclasses.replace(built, output=out)
+    before = results_state(built.dir)
+    yield built
+    assert results_state(built.dir) == before, "a test changed the shared tiny build"
