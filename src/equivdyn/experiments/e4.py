@@ -144,9 +144,10 @@ PARAM_NAMES = ("W_E", "W_pos", "W_Q", "W_K", "W_V", "W_O", "W_in", "b_in", "W_ou
 METRICS = ("train_loss", "train_accuracy", "test_loss", "test_accuracy", "param_norm")
 
 #: Intra-op CPU threads of the trainers.  Measured on a 2-core CPU (MKL, float64, paper
-#: sizes, 10 initialisations, 100 steps, machine otherwise idle): the fast trainer takes
-#: 38-39 s with 2 threads and 63 s with 1.  The work is large GEMMs, which scale well, so 2 it
-#: is; the workflow should give an E4 training job 2 cores.
+#: sizes, 10 initialisations, machine otherwise idle): the fast trainer takes 0.8 s a step
+#: with 2 threads and 1.5 s with 1; inside the default workflow its 100-step ensembles take
+#: 69-80 s.  The work is large GEMMs, which scale well, so 2 it is; the workflow gives an E4
+#: training job 2 cores.
 TRAIN_THREADS = 2
 
 _ADAM_EPS = 1e-8
