@@ -16,6 +16,7 @@ from equivdyn.conjugacy import (
     PermutationResult,
     RandomizationResult,
     as_eigenvalues,
+    distance_matrix,
     bootstrap_ci,
     optimal_matching,
     permutation_test,
@@ -399,3 +400,15 @@ def test_property_permutation_invariance(
     rng = np.random.default_rng(seed)
     pa, pb = rng.permutation(a.size), rng.permutation(b.size)
     assert wasserstein(a[pa], b[pb]) == pytest.approx(wasserstein(a, b), rel=1e-12, abs=1e-14)
+
+
+def test_distance_matrix_holds_the_pairwise_distances() -> None:
+    rng = np.random.default_rng(3)
+    sets = [rng.normal(size=n) + 1j * rng.normal(size=n) for n in (4, 4, 2, 6)]
+    dist = distance_matrix(sets)
+    assert dist.shape == (4, 4)
+    assert np.array_equal(dist, dist.T)
+    assert np.all(np.diag(dist) == 0.0)
+    for i in range(4):
+        for j in range(i + 1, 4):
+            assert dist[i, j] == wasserstein(sets[i], sets[j])

@@ -29,6 +29,7 @@ __all__ = [
     "RandomizationResult",
     "as_eigenvalues",
     "bootstrap_ci",
+    "distance_matrix",
     "optimal_matching",
     "permutation_test",
     "randomization_test",
@@ -210,6 +211,14 @@ def wasserstein(a: ArrayLike, b: ArrayLike) -> float:
     """
     av, bv = _pair(a, b, balance=True)
     return float(np.mean(_matching_cost(av, bv)[1]))
+
+
+def distance_matrix(sets: Sequence[ArrayLike]) -> NDArray[np.float64]:
+    """Symmetric [n, n] matrix of :func:`wasserstein` distances between ``n`` eigenvalue sets (zero diagonal)."""
+    dist = np.zeros((len(sets), len(sets)), dtype=np.float64)
+    for i, j in combinations(range(len(sets)), 2):
+        dist[i, j] = dist[j, i] = wasserstein(sets[i], sets[j])
+    return dist
 
 
 # ---------------------------------------------------------------------------
@@ -464,9 +473,7 @@ def permutation_test(
         )
 
     n_total = n_a + n_b
-    dist = np.zeros((n_total, n_total), dtype=np.float64)
-    for i, j in combinations(range(n_total), 2):
-        dist[i, j] = dist[j, i] = float(np.mean(_matching_cost(all_sets[i], all_sets[j])[1]))
+    dist = distance_matrix(all_sets)
 
     n_within = n_a * (n_a - 1) // 2 + n_b * (n_b - 1) // 2
     if paired:

@@ -21,7 +21,7 @@ import numpy as np
 
 from ._io import content_key, write_json_atomic
 from .errors import EquivdynError, ParameterError, check_int
-from .store import Trajectory, read_spectra, read_trajectory, write_spectra, write_trajectory
+from .store import SpectrumFile, Trajectory, read_spectra, read_trajectory, write_spectra, write_trajectory
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +95,16 @@ def _check_named_inputs(spec: Mapping[str, Any], inputs: Mapping[str, Path]) -> 
         raise ParameterError(
             f"inputs: the spec names inputs {sorted(spec['inputs'])}, but --input gave {sorted(inputs)}"
         )
+
+
+def _read_spectrum_inputs(spec: Mapping[str, Any], inputs: Mapping[str, Path]) -> dict[str, SpectrumFile]:
+    """Read the spectrum file of every named input, checking it holds the key the spec expects."""
+    _check_named_inputs(spec, inputs)
+    files = {}
+    for name, path in inputs.items():
+        files[name] = read_spectra(path)
+        _check_input_key(path, files[name].key, spec["inputs"][name])
+    return files
 
 
 def train(spec: Mapping[str, Any], inputs: Mapping[str, Path], out: str | os.PathLike[str]) -> Trajectory:
@@ -238,13 +248,8 @@ def compare(spec: Mapping[str, Any], inputs: Mapping[str, Path], out: str | os.P
     from .conjugacy import bootstrap_ci, permutation_test, randomization_test
 
     _check_spec(spec, "compare")
-    _check_named_inputs(spec, inputs)
     params = spec["params"]
-    eigenvalues = {}
-    for name, path in inputs.items():
-        data = read_spectra(path)
-        _check_input_key(path, data.key, spec["inputs"][name])
-        eigenvalues[name] = data.spectra["all"].eigenvalues
+    eigenvalues = {name: data.spectra["all"].eigenvalues for name, data in _read_spectrum_inputs(spec, inputs).items()}
 
     def lookup(name: str, field: str) -> Any:
         if name not in eigenvalues:
@@ -305,10 +310,9 @@ def distances(spec: Mapping[str, Any], inputs: Mapping[str, Path], out: str | os
     input's matrix, and ``mean`` and ``sd`` (ddof 1; ``null`` for a single input) their
     elementwise mean and standard deviation; returns the same.
     """
-    from .conjugacy import wasserstein
+    from .conjugacy import distance_matrix
 
     _check_spec(spec, "distances")
-    _check_named_inputs(spec, inputs)
     groups = spec["params"].get("groups")
     if (
         not isinstance(groups, list)
@@ -319,10 +323,7 @@ def distances(spec: Mapping[str, Any], inputs: Mapping[str, Path], out: str | os
         raise ParameterError(
             f"groups: must be a non-empty list of distinct groups from {list(SEGMENT_GROUPS)}, got {groups!r}"
         )
-    files = {}
-    for name, path in inputs.items():
-        files[name] = read_spectra(path)
-        _check_input_key(path, files[name].key, spec["inputs"][name])
+    files = _read_spectrum_inputs(spec, inputs)
     result_groups: dict[str, Any] = {}
     for group in groups:
         reference: tuple[str, list[str], list[list[int]]] | None = None
@@ -342,15 +343,10 @@ def distances(spec: Mapping[str, Any], inputs: Mapping[str, Path], out: str | os
                     f"{path} and {reference[0]} hold different {group} segments: "
                     f"{list(zip(names, steps))} against {list(zip(*reference[1:]))}"
                 )
-            eigenvalues = [data.spectra[n].eigenvalues for n in names]
-            matrix = np.zeros((len(names), len(names)))
-            for i in range(len(names)):
-                for j in range(i + 1, len(names)):
-                    try:
-                        matrix[i, j] = matrix[j, i] = wasserstein(eigenvalues[i], eigenvalues[j])
-                    except ValueError as exc:
-                        raise EquivdynError(f"{path}: distance between {names[i]} and {names[j]}: {exc}") from None
-            matrices[name] = matrix
+            try:
+                matrices[name] = distance_matrix([data.spectra[n].eigenvalues for n in names])
+            except ValueError as exc:
+                raise EquivdynError(f"{path}: distances between its {group} spectra: {exc}") from None
         assert reference is not None  # there is at least one input
         stack = np.stack(list(matrices.values()))
         result_groups[group] = {
