@@ -3,7 +3,9 @@
 Training runs are recorded as weight trajectories (``[M, T, D]`` arrays: initialisations,
 snapshots, observables) in self-describing HDF5 files; Koopman operators are fitted to
 them by dynamic mode decomposition; and Koopman eigenvalue sets are compared by a
-Wasserstein distance and randomisation tests.
+Wasserstein distance.  :func:`compare_runs` gives the calibrated verdict (is setup a's
+dynamics conjugate to setup b's?) as a :class:`Verdict`; its error rates are measured on
+the known-answer suite of :mod:`equivdyn.calibration`.
 
 Importing this package never imports torch: only training does.
 """
@@ -21,6 +23,7 @@ from .conjugacy import (
 )
 from .errors import EquivdynError, InvalidFileError, ParameterError
 from .koopman import KoopmanEstimator, KoopmanSpectrum, delay_embed, dmd, pca_project, snapshot_pairs
+from .verdict import Verdict, compare_runs
 from .store import (
     SpectrumFile,
     Trajectory,
@@ -43,8 +46,10 @@ __all__ = [
     "RandomizationResult",
     "SpectrumFile",
     "Trajectory",
+    "Verdict",
     "bootstrap_ci",
     "canonical_json",
+    "compare_runs",
     "content_key",
     "delay_embed",
     "distance_matrix",

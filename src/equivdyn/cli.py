@@ -96,6 +96,17 @@ def cmd_plot(args: argparse.Namespace) -> None:
     plot(args.figure, _named_paths(args.input, "--input"), args.out_prefix)
 
 
+def cmd_verdict(args: argparse.Namespace) -> None:
+    from .verdict import compare_runs
+
+    verdict = compare_runs(
+        [str(p) for p in args.a], [str(p) for p in args.vs], alpha=args.alpha, seed=args.seed, observable=args.observable
+    )
+    if args.out is not None:
+        write_text_atomic(args.out, verdict.to_json() + "\n")
+    print(verdict.summary())
+
+
 def cmd_key(args: argparse.Namespace) -> None:
     print(content_key(_spec(args.spec)))
 
@@ -199,6 +210,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input", action="append", default=[], metavar="NAME=PATH", help="a named input file")
     p.add_argument("--out-prefix", required=True, type=Path, help="writes PREFIX.pdf, PREFIX.png, PREFIX.json")
     p.set_defaults(func=cmd_plot)
+
+    p = sub.add_parser(
+        "verdict",
+        help="calibrated verdict: are the dynamics of setup A (one trajectory file per seed) conjugate to B's?",
+    )
+    p.add_argument("a", nargs="+", type=Path, metavar="A.h5", help="trajectory files of setup A, one per seed")
+    p.add_argument("--vs", nargs="+", required=True, type=Path, metavar="B.h5", help="trajectory files of setup B")
+    p.add_argument("--observable", default=None, help="observable to compare (needed when a file holds several)")
+    p.add_argument("--alpha", type=float, default=0.05, help="significance level (default 0.05)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random relabellings (default 0)")
+    p.add_argument("--out", type=Path, default=None, help="also write the whole verdict as JSON")
+    p.set_defaults(func=cmd_verdict)
 
     p = sub.add_parser("key", help="print the content key of a spec")
     p.add_argument("--spec", required=True)
