@@ -13,8 +13,8 @@ calibration suite (:mod:`equivdyn.calibration`), each side a list of ``S`` seeds
 Pairs ``0 .. N-1`` of every cell are scored by every method:
 
 * DSA (``dsa-metric``, the authors' package): a HAVOK (delay-embedded) DMD fitted to
-  all seeds of each side pooled as trials (the same data equivdyn sees), then the distance between the two fitted models, both
-  the Procrustes distance over vector fields (``score_method="angular"``, the metric of
+  all seeds of each side pooled as trials (the same data equivdyn sees), then the
+  distance between the two fitted models, both the Procrustes distance over vector fields (``score_method="angular"``, the metric of
   the DSA paper) and the Wasserstein distance between DMD eigenvalues (the package's
   default ``score_method`` of its ``DSA`` class);
 * equivdyn: :func:`equivdyn.verdict.compare_runs` on all ``S`` seeds of each side
