@@ -236,7 +236,9 @@ def test_permutation_different_spectra_small_p(paired: bool) -> None:
     assert res.statistic > 0
     assert res.p_value < 0.05
     assert res.effect_size > 1.0
-    assert res.null.shape == (2000,)
+    # 2**8 = 256 paired swap patterns are enumerated exactly; unpaired, C(16, 8) > 2000 are sampled
+    assert res.exact == paired
+    assert res.null.shape == ((256,) if paired else (2000,))
     assert res.between.shape == ((8,) if paired else (64,))
     assert res.within.shape == (56,)
 
@@ -412,3 +414,17 @@ def test_distance_matrix_holds_the_pairwise_distances() -> None:
     for i in range(4):
         for j in range(i + 1, 4):
             assert dist[i, j] == wasserstein(sets[i], sets[j])
+
+
+def test_permutation_few_seeds_is_exact_and_never_below_its_floor() -> None:
+    # 2 paired seeds: 4 swap patterns, the observed one and its mirror always count, so p >= 1/2
+    rng = np.random.default_rng(7)
+    for _ in range(20):
+        group_a = draw_group(rng, SPEC_A, 2, 0.03)
+        group_b = draw_group(rng, SPEC_B, 2, 0.03)
+        res = permutation_test(group_a, group_b, n_permutations=1000, seed=0)
+        assert res.exact and res.null.shape == (4,)
+        assert res.p_value >= 0.5
+    # 5 paired seeds: the floor is 2**-4 = 1/16, so p < 0.05 is impossible
+    res = permutation_test(draw_group(rng, SPEC_A, 5, 0.03), draw_group(rng, SPEC_B, 5, 0.03), seed=0)
+    assert res.exact and res.p_value >= 1 / 16

@@ -352,9 +352,11 @@ class PermutationResult:
     within : float64 [n_within]
         Observed within-group distances: all pairs ``i < j`` of group a, then of group b.
     n_permutations : int
-        Number of random relabellings.
+        Number of relabellings in ``null`` (all of them when ``exact``).
     seed : int
         Seed of ``np.random.default_rng``.
+    exact : bool
+        True when every distinct relabelling was enumerated (see :func:`permutation_test`).
     """
 
     statistic: float
@@ -365,6 +367,7 @@ class PermutationResult:
     within: np.ndarray
     n_permutations: int
     seed: int
+    exact: bool = False
 
 
 def _group(sets: Sequence[ArrayLike], name: str) -> list[NDArray[np.complex128]]:
@@ -414,13 +417,15 @@ def permutation_test(
     probability 1/2 (the paired between-distances are unchanged by such a swap, only
     which cross-seed distances count as "within" changes); otherwise all labels are
     permuted keeping the group sizes.  The full pairwise distance matrix of all sets
-    is computed once, so each relabelling costs only index arithmetic.  With ``n``
-    paired seeds there are only ``2**(n - 1)`` distinct relabellings, which bounds the
-    smallest attainable p-value in practice.
+    is computed once, so each relabelling costs only index arithmetic.
 
-    The one-sided p-value is ``(1 + #{null >= statistic - tol}) / (1 + n_permutations)``
-    with ``tol = 1e-12 * max(1, |statistic|)`` so that relabellings equivalent to the
-    observed one are not lost to rounding.
+    When there are at most ``n_permutations`` relabellings (``2**n`` paired swap patterns,
+    ``C(n_a + n_b, n_a)`` unpaired labellings) every one is enumerated and the p-value is
+    exact: ``#{null >= statistic - tol} / #relabellings``; with ``n`` paired seeds it is at
+    least ``2**-(n - 1)`` (the observed labelling and its mirror image).  Otherwise
+    ``n_permutations`` random relabellings give ``(1 + #{null >= statistic - tol}) /
+    (1 + n_permutations)``.  ``tol = 1e-12 * max(1, |statistic|)`` keeps relabellings
+    equivalent to the observed one from being lost to rounding.
 
     The effect size is ``(mean between - mean within) / s_pooled`` with
     ``s_pooled = sqrt(((n_b - 1) s_b^2 + (n_w - 1) s_w^2) / (n_b + n_w - 2))`` the pooled
@@ -500,23 +505,39 @@ def permutation_test(
     observed_labels = np.concatenate([np.ones(n_a), np.zeros(n_b)])[np.newaxis, :]
     statistic = float(statistics(observed_labels)[0])
 
-    rng = np.random.default_rng(seed)
-    null = np.empty(n_permutations, dtype=np.float64)
-    batch = max(1, _BATCH_ENTRIES // n_total)
-    for start in range(0, n_permutations, batch):
-        stop = min(start + batch, n_permutations)
-        size = stop - start
+    n_distinct = 2**n_a if paired else math.comb(n_total, n_a)
+    exact = n_distinct <= n_permutations
+    if exact:
+        # few relabellings: enumerate every one (the observed labelling included), so the
+        # p-value is exact and never below its floor
         if paired:
-            swap = rng.random((size, n_a)) < 0.5
+            swap = ((np.arange(n_distinct)[:, None] >> np.arange(n_a)[None, :]) & 1).astype(bool)
             first = (~swap).astype(np.float64)
             labels = np.concatenate([first, 1.0 - first], axis=1)
         else:
-            order = rng.permuted(np.tile(np.arange(n_total), (size, 1)), axis=1)
-            labels = (order < n_a).astype(np.float64)
-        null[start:stop] = statistics(labels)
+            labels = np.zeros((n_distinct, n_total))
+            for row, idx in enumerate(combinations(range(n_total), n_a)):
+                labels[row, list(idx)] = 1.0
+        null = statistics(labels)
+    else:
+        rng = np.random.default_rng(seed)
+        null = np.empty(n_permutations, dtype=np.float64)
+        batch = max(1, _BATCH_ENTRIES // n_total)
+        for start in range(0, n_permutations, batch):
+            stop = min(start + batch, n_permutations)
+            size = stop - start
+            if paired:
+                swap = rng.random((size, n_a)) < 0.5
+                first = (~swap).astype(np.float64)
+                labels = np.concatenate([first, 1.0 - first], axis=1)
+            else:
+                order = rng.permuted(np.tile(np.arange(n_total), (size, 1)), axis=1)
+                labels = (order < n_a).astype(np.float64)
+            null[start:stop] = statistics(labels)
 
     tol = TIE_RTOL * max(1.0, abs(statistic))
-    p_value = (1.0 + np.count_nonzero(null >= statistic - tol)) / (1.0 + n_permutations)
+    n_extreme = np.count_nonzero(null >= statistic - tol)
+    p_value = n_extreme / null.size if exact else (1.0 + n_extreme) / (1.0 + n_permutations)
     return PermutationResult(
         statistic=statistic,
         null=null,
@@ -524,8 +545,9 @@ def permutation_test(
         effect_size=_pooled_effect_size(between, within),
         between=between,
         within=within,
-        n_permutations=n_permutations,
+        n_permutations=int(null.size),
         seed=seed,
+        exact=bool(exact),
     )
 
 
