@@ -11,7 +11,7 @@ from itertools import combinations
 from equivdyn import content_key
 from equivdyn.data import cifar10
 from equivdyn.data.mnist import DATASET_KEY as MNIST_KEY, DATASET_SPEC as MNIST_SPEC
-from equivdyn.stages import STAGE_VERSIONS
+from equivdyn.stages import STAGE_VERSIONS, TRAJECTORY_INPUT_PREFIX, segment_names
 
 
 wildcard_constraints:
@@ -76,6 +76,48 @@ def cli_named_inputs(wildcards, input):
     return " ".join(
         f"--input {shlex.quote(f'{name}={path}')}" for name, path in input.items()
     )
+
+
+# Memory (MB) of the jobs whose needs grow with their inputs, by content key; other jobs
+# get their rule's default.
+MEM_MB = {}
+
+
+def planned_mem_mb(default):
+    """Resource function: the planned job's memory estimate, else ``default`` (MB)."""
+
+    def get(wildcards):
+        return MEM_MB.get(wildcards.key, default)
+
+    return get
+
+
+def verdict_mem_mb(held, largest):
+    """Memory (MB) of a job that computes verdicts (equivdyn.verdict.compare_runs).
+
+    ``held`` is the number of float64 values the job holds throughout (e.g. segments cut
+    from every seed), ``largest`` that of the largest single seed it reads: each seed is
+    read and reduced by PCA one at a time, which takes up to five copies of it (the data
+    as stored and as float64, the centred data, the SVD's factor and its workspace).
+    """
+    return int(1000 + (held + 5 * largest) * 8 / 2**20)
+
+
+def traj_input(name):
+    """Name of the trajectory input ``name`` of a compare or distances job."""
+    return f"{TRAJECTORY_INPUT_PREFIX}{name}"
+
+
+def verdict(name, a, b, observable, **extra):
+    """A verdict of a compare or distances job: setups ``a`` and ``b`` are lists of
+    trajectory names (one per seed), compared on ``observable``."""
+    return {
+        "name": name,
+        "a": [traj_input(n) for n in a],
+        "b": [traj_input(n) for n in b],
+        "observable": observable,
+        **extra,
+    }
 
 
 def train_threads(wildcards):
@@ -154,8 +196,24 @@ E1_FIT = {
     )
     for m in E1_METHODS
 }
+# The verdicts (OMD vs OGD, OMD vs BM) need seeds; E1 has one trajectory file per
+# method, so the grid's rows (initial conditions that share their last coordinate) serve
+# as pseudo-seeds: `split` cuts each file's grid_size**dim runs into grid_size groups.
+E1_GRID = config["e1"]["train"]["grid_size"]
+E1_VERDICTS = [["omd", "ogd"], ["omd", "bm"]] if E1_GRID >= 2 else []
 E1_COMPARE = plan(
-    "compare", "e1", {"pairs": E1_PAIRS, **config["e1"]["compare"]}, E1_FIT, ext="json"
+    "compare",
+    "e1",
+    {
+        "pairs": E1_PAIRS,
+        **config["e1"]["compare"],
+        "verdicts": [
+            verdict(f"{a}|{b}", [a], [b], "state", split=E1_GRID)
+            for a, b in E1_VERDICTS
+        ],
+    },
+    {**E1_FIT, **{traj_input(m): E1_TRAIN[m] for m in E1_METHODS}},
+    ext="json",
 )
 
 
@@ -234,9 +292,26 @@ E2_COMPARE = plan(
             }
             for a, b in combinations(E2_WIDTHS, 2)
         ],
+        # The calibrated verdict of each width pair: widths as setups, seeds as seeds.
+        "verdicts": [
+            verdict(
+                f"{a}|{b}",
+                [e2_name(a, s) for s in E2_SEEDS],
+                [e2_name(b, s) for s in E2_SEEDS],
+                "output_weights",
+                split=None,
+            )
+            for a, b in combinations(E2_WIDTHS, 2)
+        ],
     },
-    {e2_name(h, s): key for (h, s), key in E2_FIT.items()},
+    {
+        **{e2_name(h, s): key for (h, s), key in E2_FIT.items()},
+        **{traj_input(e2_name(h, s)): key for (h, s), key in E2_TRAIN.items()},
+    },
     ext="json",
+)
+MEM_MB[E2_COMPARE] = verdict_mem_mb(
+    held=0, largest=E2["train"]["n_inits"] * E2_STEPS * 10 * max(E2_WIDTHS)
 )
 
 
@@ -244,14 +319,15 @@ E2_COMPARE = plan(
 E4 = config["e4"]
 E4_SETUPS = ["grokking", "constrained"]
 E4_SEEDS = sorted(set(E4["seeds"]))
+# The observable: MLP output weights, d_model x d_mlp.
+E4_OBSERVABLES = E4["train"]["d_model"] * E4["train"]["d_mlp"]
 check_delays("e4.koopman.n_delays", E4["koopman"]["n_delays"], E4["train"]["n_steps"])
 check_koopman(
     "e4.koopman",
     **E4["koopman"],
     n_inits=E4["train"]["n_inits"],
     n_steps=E4["train"]["n_steps"],
-    # The observable: MLP output weights, d_model x d_mlp.
-    n_observables=E4["train"]["d_model"] * E4["train"]["d_mlp"],
+    n_observables=E4_OBSERVABLES,
 )
 
 
@@ -307,10 +383,24 @@ E4_COMPARE = plan(
                 "paired": True,
             }
         ],
+        "verdicts": [
+            verdict(
+                "grokking|constrained",
+                [e4_name("grokking", s) for s in E4_SEEDS],
+                [e4_name("constrained", s) for s in E4_SEEDS],
+                "mlp_out",
+                split=None,
+            )
+        ],
     },
-    {e4_name(*k): key for k, key in E4_FIT.items()},
+    {
+        **{e4_name(*k): key for k, key in E4_FIT.items()},
+        **{traj_input(e4_name(*k)): key for k, key in E4_TRAIN.items()},
+    },
     ext="json",
 )
+E4_SEED_SIZE = E4["train"]["n_inits"] * E4["train"]["n_steps"] * E4_OBSERVABLES
+MEM_MB[E4_COMPARE] = verdict_mem_mb(held=0, largest=E4_SEED_SIZE)
 
 
 # ---------------------------------------------------------------- E3: early phase of CNN training
@@ -430,17 +520,66 @@ for net in E3_NETWORKS:
             },
             {"trajectory": E3_TRAIN[net, s]},
         )
-# Per network: window x window and epoch x epoch distances of every seed, mean and sd.
-E3_DISTANCES = {
-    net: plan(
+# Size of the observable (weights and biases of the output layer) of each network.
+E3_OBSERVABLES = {"lenet": 850, "resnet20": 650}
+# Seed of the verdicts' resampling (bootstrap intervals, sampled relabellings).
+E3_VERDICT_SEED = 0
+
+
+def e3_verdicts(network):
+    """The calibrated verdicts of one network: its first window against its last, and its
+    first epoch against its last, across seeds (none with a single seed)."""
+    if len(E3_SEEDS) < 2:
+        return []
+    names = [e3_name(network, s) for s in E3_SEEDS]
+    observable = E3[network]["train"]["observable"]
+    windows = segment_names("window", E3[network]["windows"]["count"])
+    epochs = segment_names("epoch", E3[network]["train"]["n_epochs"])
+    return [
+        verdict(
+            f"{segments[0]}|{segments[-1]}",
+            names,
+            names,
+            observable,
+            segment_a=segments[0],
+            segment_b=segments[-1],
+        )
+        for segments in (windows, epochs)
+        if len(segments) >= 2
+    ]
+
+
+def e3_mem_mb(network):
+    """Memory of a distances job: its verdicts hold every seed's first and last window
+    and epoch, and each trajectory file is read whole once."""
+    train, windows = E3[network]["train"], E3[network]["windows"]
+    per_epoch = (train["train_subset"] or E3_DATA[network][2]) // train["batch_size"]
+    run = train["n_inits"] * E3_OBSERVABLES[network]
+    segments = 2 * (windows["length"] + per_epoch) * run
+    return verdict_mem_mb(
+        held=len(E3_SEEDS) * segments, largest=per_epoch * train["n_epochs"] * run
+    )
+
+
+# Per network: window x window and epoch x epoch distances of every seed, mean and sd,
+# and the verdicts between the first and the last window and epoch.
+E3_DISTANCES = {}
+for net in E3_NETWORKS:
+    E3_DISTANCES[net] = plan(
         "distances",
         "e3",
-        {"groups": ["window", "epoch"]},
-        {e3_name(net, s): E3_FIT[net, s] for s in E3_SEEDS},
+        {
+            "groups": ["window", "epoch"],
+            "seed": E3_VERDICT_SEED,
+            "verdicts": e3_verdicts(net),
+        },
+        {
+            **{e3_name(net, s): E3_FIT[net, s] for s in E3_SEEDS},
+            **{traj_input(e3_name(net, s)): E3_TRAIN[net, s] for s in E3_SEEDS},
+        },
         ext="json",
     )
-    for net in E3_NETWORKS
-}
+    MEM_MB[E3_DISTANCES[net]] = e3_mem_mb(net)
 
 
 def planned_results(wildcards):

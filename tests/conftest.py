@@ -177,6 +177,32 @@ def inspect_results(workdir: Path) -> list[Path]:
     return files
 
 
+#: Fields of every verdict (``equivdyn.verdict.Verdict.to_dict``) in a figure's JSON.
+VERDICT_FIELDS = {
+    "p_value", "p_label", "alpha", "non_conjugate", "inconclusive", "distance", "distance_ci",
+    "within_distance", "statistic", "n_seeds", "min_p_value", "exact", "eigenvalues_a", "eigenvalues_b",
+    "residuals_a", "residuals_b", "settings", "null_hypothesis", "summary",
+}
+
+
+def assert_verdicts(verdicts: Mapping[str, Any], title: str, n_seeds: Mapping[str, int]) -> None:
+    """Each verdict of ``n_seeds`` (name -> seeds per setup) is in ``verdicts`` in full, with a
+    p-value in [0, 1], and ``title`` states it in words (never "equivalent")."""
+    assert set(verdicts) == set(n_seeds), (sorted(verdicts), sorted(n_seeds))
+    for name, seeds in n_seeds.items():
+        v = verdicts[name]
+        assert v is not None and VERDICT_FIELDS <= set(v), (name, v)
+        assert 0 <= v["p_value"] <= 1 and 0 <= v["p_label"] <= 1 and v["alpha"] == 0.05, (name, v["p_value"])
+        assert v["n_seeds"] == [seeds, seeds], (name, v["n_seeds"])
+        assert len(v["eigenvalues_a"]) == len(v["eigenvalues_b"]) == seeds
+        assert v["non_conjugate"] == (v["p_value"] < v["alpha"])
+        word = (
+            "not conjugate" if v["non_conjugate"] else "inconclusive" if v["inconclusive"] else "no evidence of a difference"
+        )
+        assert f"{word} (" in title and f"p={v['p_value']:.2g})" in title, (name, word, title)
+    assert "equivalent" not in title.lower(), title
+
+
 @dataclasses.dataclass(frozen=True)
 class BuiltWorkflow:
     """A scratch workflow with every result of tests/tiny.yaml (see ``tiny_built``)."""

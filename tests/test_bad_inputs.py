@@ -79,12 +79,15 @@ def valid(tmp_path_factory: pytest.TempPathFactory) -> Valid:
         )
         spec[m] = root / f"spec_{m}.h5"
         fit(fit_specs[m], traj[m], spec[m])
+    verdict = {"name": "omd|ogd", "a": ["traj:omd"], "b": ["traj:ogd"], "observable": "state", "split": 3}
     compare_spec = _spec(
-        "compare", "e1", {"pairs": [["omd", "ogd"], ["ogd", "bm"], ["omd", "bm"]], "n_shuffles": 20, "seed": 0},
-        {m: content_key(fit_specs[m]) for m in METHODS},
+        "compare", "e1",
+        {"pairs": [["omd", "ogd"], ["ogd", "bm"], ["omd", "bm"]], "n_shuffles": 20, "seed": 0, "verdicts": [verdict]},
+        {**{m: content_key(fit_specs[m]) for m in METHODS},
+         **{f"traj:{m}": content_key(_spec("train", "e1", {"method": m, **E1_PARAMS})) for m in ("omd", "ogd")}},
     )
     comparison = root / "compare.json"
-    compare(compare_spec, spec, comparison)
+    compare(compare_spec, {**spec, "traj:omd": traj["omd"], "traj:ogd": traj["ogd"]}, comparison)
     return Valid(traj, spec, fit_specs, compare_spec, comparison)
 
 
@@ -197,10 +200,13 @@ def _fit_argv(v: Valid, bad: Path, out: Path) -> list[str]:
     return ["fit", "--spec", json.dumps(v.fit_specs["omd"]), "--input", str(bad), "--out", str(out)]
 
 
-def _compare_argv(v: Valid, bad: Path, out: Path) -> list[str]:
-    paths = {**v.spec, "omd": bad}
-    inputs = [arg for m in METHODS for arg in ("--input", f"{m}={paths[m]}")]
-    return ["compare", "--spec", json.dumps(v.compare_spec), *inputs, "--out", str(out)]
+def _compare_argv(slot: str) -> Callable[[Valid, Path, Path], list[str]]:
+    def argv(v: Valid, bad: Path, out: Path) -> list[str]:
+        paths = {**v.spec, "traj:omd": v.traj["omd"], "traj:ogd": v.traj["ogd"], slot: bad}
+        inputs = [arg for name, path in paths.items() for arg in ("--input", f"{name}={path}")]
+        return ["compare", "--spec", json.dumps(v.compare_spec), *inputs, "--out", str(out)]
+
+    return argv
 
 
 def _plot_argv(slot: str) -> Callable[[Valid, Path, Path], list[str]]:
@@ -236,8 +242,10 @@ def _figure_files(prefix: Path) -> list[Path]:
 SLOTS: dict[str, Slot] = {
     "fit": Slot("fit", "hdf5", ".h5", lambda v: v.traj["omd"], lambda v: v.spec["omd"], _fit_argv,
                 lambda out: [out]),
-    "compare": Slot("compare", "hdf5", ".h5", lambda v: v.spec["omd"], lambda v: v.traj["omd"], _compare_argv,
+    "compare": Slot("compare", "hdf5", ".h5", lambda v: v.spec["omd"], lambda v: v.traj["omd"], _compare_argv("omd"),
                     lambda out: [out]),
+    "compare-traj": Slot("compare", "hdf5", ".h5", lambda v: v.traj["omd"], lambda v: v.spec["omd"],
+                         _compare_argv("traj:omd"), lambda out: [out]),
     "plot-traj": Slot("plot", "hdf5", ".h5", lambda v: v.traj["omd"], lambda v: v.spec["omd"],
                       _plot_argv("traj_omd"), _figure_files),
     "plot-spec": Slot("plot", "hdf5", ".h5", lambda v: v.spec["omd"], lambda v: v.traj["omd"],

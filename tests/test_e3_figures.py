@@ -112,6 +112,12 @@ def _group(names: list[str], steps: list[list[int]], seeds: list[int], network: 
     }
 
 
+def _verdict(p_value: float, n_seeds: int) -> dict:
+    """A hand-made verdict (the fields of ``Verdict.to_dict`` that the figures read)."""
+    return {"p_value": p_value, "alpha": 0.05, "non_conjugate": p_value < 0.05,
+            "inconclusive": n_seeds < 4, "n_seeds": [n_seeds, n_seeds]}
+
+
 def _distances(path: Path, network: str, seeds: list[int], n_windows: int, length: int, n_epochs: int,
                per_epoch: int) -> None:
     rng = np.random.default_rng(7)
@@ -126,7 +132,11 @@ def _distances(path: Path, network: str, seeds: list[int], n_windows: int, lengt
                      [[1 + i * length, (i + 1) * length] for i in range(n_windows)], seeds, network, rng)
     epochs = _group([f"epoch_{i:02d}" for i in range(n_epochs)],
                     [[1 + i * per_epoch, (i + 1) * per_epoch] for i in range(n_epochs)], seeds, network, rng)
-    path.write_text(json.dumps({"key": content_key(spec), "spec": spec, "groups": {"window": windows, "epoch": epochs}}))
+    # LeNet's windows differ (p = 0.002); its epochs and ResNet-20 have no verdicts (files
+    # written before the verdicts, or with one seed): the figures say so.
+    verdicts = {f"window_00|window_{n_windows - 1:02d}": _verdict(0.002, 5)} if network == "lenet" else {}
+    path.write_text(json.dumps({"key": content_key(spec), "spec": spec,
+                                "groups": {"window": windows, "epoch": epochs}, "verdicts": verdicts}))
 
 
 @pytest.fixture
@@ -159,6 +169,10 @@ def test_fig4_numbers_and_synthetic_label(e3_inputs: dict[str, Path], tmp_path: 
         assert len(panel["to_last"]["mean"]) == 5 and panel["to_last"]["mean"][-1] == 0
         assert panel["early_vs_late"]["late_windows"] == [2, 3, 4]
         assert panel["train_loss"]["steps"] == list(range(1, 21))  # up to the last window's end
+    assert numbers["lenet"]["verdicts"]["window_00|window_04"]["p_value"] == 0.002
+    assert "LeNet on MNIST: windows at steps 1-4 vs 17-20: verdict: not conjugate (p=0.002)" in numbers["title"]
+    assert numbers["resnet20"]["verdicts"] == {"window_00|window_04": None}
+    assert "verdict: none (needs at least 2 seeds per setup)" in numbers["title"]
     assert set(numbers["keys"]) == set(e3_inputs)
     assert (tmp_path / "out" / "fig4.png").stat().st_size > 0
     # The figure's text says which panels come from the synthetic stand-in.
@@ -179,6 +193,8 @@ def test_figS_cnn_epochs_with_one_network(e3_inputs: dict[str, Path], tmp_path: 
     assert numbers["lenet"]["epoch_steps"] == [[1, 12], [13, 24]]
     assert np.array(numbers["lenet"]["per_seed"]).shape == (2, 2, 2)
     assert len(numbers["lenet"]["test_accuracy"]) == 2
+    assert numbers["lenet"]["verdicts"] == {"epoch_00|epoch_01": None}
+    assert "epochs at steps 1-12 vs 13-24: verdict: none" in numbers["title"]
 
 
 def test_inputs_that_do_not_fit_are_named(e3_inputs: dict[str, Path], tmp_path: Path) -> None:

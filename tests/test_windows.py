@@ -17,7 +17,7 @@ import pytest
 from equivdyn import Trajectory, read_spectra, wasserstein, write_trajectory
 from equivdyn.cli import main
 from equivdyn.errors import EquivdynError, ParameterError
-from equivdyn.stages import STAGE_VERSIONS, _segment_names, distances, fit
+from equivdyn.stages import STAGE_VERSIONS, distances, fit, segment_names
 
 T, SWITCH = 40, 20  # snapshots x_0 … x_39; x_{t+1} = A1 x_t while t + 1 < SWITCH, else A2 x_t
 A1 = 0.95 * np.array([[np.cos(0.3), -np.sin(0.3)], [np.sin(0.3), np.cos(0.3)]])
@@ -106,9 +106,9 @@ def test_without_segments_one_spectrum_all(tmp_path: Path) -> None:
 
 
 def test_segment_names_sort_in_time() -> None:
-    assert _segment_names("window", 3) == ["window_00", "window_01", "window_02"]
-    assert _segment_names("window", 100)[-1] == "window_99"
-    names = _segment_names("epoch", 101)
+    assert segment_names("window", 3) == ["window_00", "window_01", "window_02"]
+    assert segment_names("window", 100)[-1] == "window_99"
+    names = segment_names("epoch", 101)
     assert names[0] == "epoch_000" and names[-1] == "epoch_100" and sorted(names) == names
 
 

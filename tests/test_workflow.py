@@ -16,7 +16,16 @@ import pytest
 
 from equivdyn.store import read_trajectory, summarize
 
-from .conftest import ROOT, BuiltWorkflow, planned_jobs, run_snakemake, venv_exe, write_tiny_config
+from .conftest import (
+    ROOT,
+    BuiltWorkflow,
+    assert_verdicts,
+    planned_jobs,
+    run_snakemake,
+    tiny_config,
+    venv_exe,
+    write_tiny_config,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -106,6 +115,46 @@ def test_e4_figure_holds_both_setups_and_the_long_runs(tiny_built: BuiltWorkflow
         assert run["steps"][-1] == 200 and len(run["steps"]) == len(run["test_accuracy"])
     for path in (workdir / "results/train/e4").glob("*.h5"):
         assert read_trajectory(path).observables["mlp_out"].shape == (3, 30, 16 * 32)
+
+
+def test_every_figure_states_its_calibrated_verdicts(tiny_built: BuiltWorkflow) -> None:
+    """Each comparison a figure makes carries its verdict in the JSON (in full) and in the title."""
+    config = tiny_config()
+    figures = tiny_built.dir / "results/figures"
+
+    def numbers(name: str) -> dict:
+        return json.loads((figures / f"{name}.json").read_text())
+
+    # E1: one file per method, its grid rows as pseudo-seeds.
+    fig2 = numbers("fig2_omd_ogd_bm")
+    grid = config["e1"]["train"]["grid_size"]
+    assert_verdicts(fig2["verdicts"], fig2["title"], {"omd|ogd": grid, "omd|bm": grid})
+    assert f"cut into {grid} consecutive groups" in fig2["verdict_pseudo_seeds"]
+    assert "not a calibrated test" in fig2["controls_are"]
+    assert "randomisation control" in fig2["title"]
+    # E2: widths as setups, the configured seeds as seeds.
+    n_e2 = len(config["e2"]["seeds"])
+    fig3 = numbers("fig3_fcn_width")
+    assert_verdicts(fig3["verdicts"], fig3["title"], {"5|10": n_e2})
+    appendix = numbers("figS_fcn_seeds")
+    assert_verdicts(appendix["verdicts"], appendix["title"], {"5|10": n_e2})
+    assert appendix["verdicts"] == fig3["verdicts"]
+    # E4: grokking vs constrained across seeds.
+    fig5 = numbers("fig5_grokking")
+    assert_verdicts(fig5["verdicts"], fig5["title"], {"grokking|constrained": len(config["e4"]["seeds"])})
+    assert "not a calibrated test" in fig5["randomization_control_is"]
+    # E3: first vs last window (Fig. 4) and epoch (appendix) of each network across seeds.
+    n_e3 = len(config["e3"]["seeds"])
+    for name, verdict in (("fig4_cnn_early", "window_00|window_02"), ("figS_cnn_epochs", "epoch_00|epoch_01")):
+        e3 = numbers(name)
+        for network in config["e3"]["networks"]:
+            assert_verdicts(e3[network]["verdicts"], e3["title"], {verdict: n_e3})
+    # The comparisons' own results hold the same verdicts.
+    for path in (tiny_built.dir / "results/compare").rglob("*.json"):
+        result = json.loads(path.read_text())
+        experiment = result["spec"]["experiment"]
+        figure = {"e1": fig2, "e2": fig3, "e4": fig5}[experiment]
+        assert result["verdicts"] == figure["verdicts"], experiment
 
 
 def test_corrupted_mnist_stops_before_training(workflow_dir: Path, tmp_path: Path) -> None:

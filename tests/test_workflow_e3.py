@@ -18,7 +18,7 @@ import pytest
 from equivdyn.data import cifar10
 from equivdyn.store import read_spectra, read_trajectory
 
-from .conftest import TINY, planned_jobs, run_snakemake, write_tiny_config
+from .conftest import TINY, assert_verdicts, planned_jobs, run_snakemake, write_tiny_config
 
 pytestmark = pytest.mark.slow
 
@@ -54,6 +54,9 @@ def test_e3_figures_and_koopman_changes_rerun_no_training(workflow_dir: Path) ->
         assert summary["median_consecutive_late"] == pytest.approx(mean[1, 2])
         assert isinstance(summary["early_distinct"], bool)
         assert panel["train_loss"]["steps"] == list(range(1, 13))
+        # The calibrated verdict of the first window against the last, across the 2 seeds.
+        assert_verdicts(panel["verdicts"], numbers["title"], {"window_00|window_02": 2})
+        assert "windows at steps 1-4 vs 9-12" in panel["verdict_text"]["window_00|window_02"]
     assert (workflow_dir / f"{FIG4}.png").stat().st_size > 0
     assert (workflow_dir / f"{FIG4}.pdf").stat().st_size > 0
 
@@ -63,6 +66,7 @@ def test_e3_figures_and_koopman_changes_rerun_no_training(workflow_dir: Path) ->
         assert appendix[network]["epoch_steps"] == EPOCHS
         assert np.array(appendix[network]["distances"]).shape == (2, 2)
         assert np.array(appendix[network]["per_seed"]).shape == (2, 2, 2)
+        assert_verdicts(appendix[network]["verdicts"], appendix["title"], {"epoch_00|epoch_01": 2})
     assert (workflow_dir / f"{FIGS}.png").stat().st_size > 0
 
     # Every result carries its key; the trajectories hold what the config asked for.
@@ -86,6 +90,13 @@ def test_e3_figures_and_koopman_changes_rerun_no_training(workflow_dir: Path) ->
     for path in (workflow_dir / "results").glob("*/e3/*"):
         assert f"\t{path.relative_to(workflow_dir)}\t" in index
     assert f"\tresults/data/cifar10/{cifar10.SYNTHETIC_KEY}.npz\t" in index
+    # The distances files hold the verdicts the figures show; their trajectory inputs are named traj:<name>.
+    for path in (workflow_dir / "results/distances/e3").glob("*.json"):
+        result = json.loads(path.read_text())
+        network = next(iter(result["groups"]["window"]["per_input"])).rsplit("_s", 1)[0]
+        assert set(result["verdicts"]) == {"window_00|window_02", "epoch_00|epoch_01"}
+        assert result["verdicts"]["window_00|window_02"] == numbers[network]["verdicts"]["window_00|window_02"]
+        assert {n for n in result["spec"]["inputs"] if n.startswith("traj:")} == {f"traj:{network}_s0", f"traj:{network}_s1"}
     assert planned_jobs(workflow_dir, *TARGETS, "--configfile", TINY) == collections.Counter()
 
     # A Koopman parameter refits every (network, seed), never training.

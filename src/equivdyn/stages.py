@@ -35,8 +35,8 @@ STAGE_VERSIONS: dict[str, int] = {
     "train_e4long": 1,
     "train_e3": 1,
     "fit": 1,
-    "compare": 1,
-    "distances": 1,
+    "compare": 2,
+    "distances": 2,
 }
 
 #: Experiments and the (module, function) that produce their trajectories, imported on
@@ -98,13 +98,111 @@ def _check_named_inputs(spec: Mapping[str, Any], inputs: Mapping[str, Path]) -> 
 
 
 def _read_spectrum_inputs(spec: Mapping[str, Any], inputs: Mapping[str, Path]) -> dict[str, SpectrumFile]:
-    """Read the spectrum file of every named input, checking it holds the key the spec expects."""
+    """Read the spectrum file of every named input that is not a trajectory input, checking
+    it holds the key the spec expects."""
     _check_named_inputs(spec, inputs)
     files = {}
     for name, path in inputs.items():
+        if is_trajectory_input(name):
+            continue
         files[name] = read_spectra(path)
         _check_input_key(path, files[name].key, spec["inputs"][name])
     return files
+
+
+#: Names of the trajectory inputs of the compare and distances stages start with this
+#: prefix (``traj:omd``, ``traj:h5_s0``); every other named input is a spectrum file.
+#: The colon cannot occur in the plan's spectrum names, so the two never collide.
+TRAJECTORY_INPUT_PREFIX = "traj:"
+
+#: Significance level of the verdicts the stages compute.
+VERDICT_ALPHA = 0.05
+
+
+def is_trajectory_input(name: str) -> bool:
+    """Whether the named input ``name`` of a compare or distances spec is a trajectory file."""
+    return name.startswith(TRAJECTORY_INPUT_PREFIX)
+
+
+def _check_trajectory_inputs(spec: Mapping[str, Any], inputs: Mapping[str, Path]) -> dict[str, Path]:
+    """The trajectory inputs, by name, each checked to hold the key the spec expects.
+
+    Only the files' headers and metrics are read here; the observables are read by the
+    verdicts that use them.
+    """
+    _check_named_inputs(spec, inputs)
+    paths = {}
+    for name, path in inputs.items():
+        if is_trajectory_input(name):
+            _check_input_key(path, read_trajectory(path, observables=False).key, spec["inputs"][name])
+            paths[name] = path
+    return paths
+
+
+#: Fields of a verdict in the params of each stage (see :func:`compare` and :func:`distances`).
+_VERDICT_FIELDS = {
+    "compare": ("name", "a", "b", "observable", "split"),
+    "distances": ("name", "a", "b", "observable", "segment_a", "segment_b"),
+}
+
+
+def _verdict_specs(params: Mapping[str, Any], stage: str, trajectories: Mapping[str, Path]) -> list[dict[str, Any]]:
+    """The checked ``verdicts`` of a stage's params (optional: none when absent)."""
+    verdicts = params.get("verdicts", [])
+    fields = _VERDICT_FIELDS[stage]
+    if not isinstance(verdicts, list):
+        raise ParameterError(f"verdicts: must be a list, got {verdicts!r}")
+    names: set[str] = set()
+    for v in verdicts:
+        if not (isinstance(v, dict) and set(v) == set(fields)):
+            raise ParameterError(f"verdicts: each verdict must be an object with the fields {', '.join(fields)}; got {v!r}")
+        name = v["name"]
+        if not isinstance(name, str) or not name or name in names:
+            raise ParameterError(f"verdicts: names must be distinct non-empty strings; got {name!r}")
+        names.add(name)
+        if not isinstance(v["observable"], str):
+            raise ParameterError(f"verdicts.{name}.observable: must be a string, got {v['observable']!r}")
+        for side in ("a", "b"):
+            runs = v[side]
+            if not (isinstance(runs, list) and runs and all(isinstance(r, str) for r in runs)):
+                raise ParameterError(f"verdicts.{name}.{side}: must be a non-empty list of input names, got {runs!r}")
+            for run in runs:
+                if run not in trajectories:
+                    raise ParameterError(
+                        f"verdicts.{name}.{side}: {run!r} is not a trajectory input "
+                        f"(those are named {TRAJECTORY_INPUT_PREFIX}<name>: {', '.join(sorted(trajectories)) or 'none'})"
+                    )
+    return verdicts
+
+
+def _observable(traj: Trajectory, observable: str, path: Path) -> np.ndarray:
+    if observable not in traj.observables:
+        raise ParameterError(f"observable: {path} has no observable {observable!r} (it has {', '.join(traj.observables)})")
+    return traj.observables[observable]
+
+
+def _split_runs(path: Path, observable: str, split: object, where: str) -> list[np.ndarray]:
+    """The initialisations of one trajectory file cut into ``split`` consecutive equal groups."""
+    k = check_int(split, f"{where}.split", 2)
+    data = _observable(read_trajectory(path), observable, path)
+    m = data.shape[0]
+    if m % k:
+        raise ParameterError(f"{where}.split: {path} holds {m} initialisations, which cannot be cut into {k} equal groups")
+    return list(data.reshape(k, m // k, *data.shape[1:]))
+
+
+def _verdict(a: list[Any], b: list[Any], observable: str, seed: int, name: str) -> dict[str, Any]:
+    """The calibrated verdict (:func:`equivdyn.verdict.compare_runs`) as a JSON-ready dict.
+
+    ``a`` and ``b`` hold one run per seed: a trajectory file or an ``[M, T, D]`` array.
+    """
+    from .verdict import compare_runs
+
+    try:
+        verdict = compare_runs(a, b, alpha=VERDICT_ALPHA, seed=seed, observable=observable)
+    except EquivdynError as exc:
+        raise EquivdynError(f"verdict {name}: {exc}") from None
+    return verdict.to_dict()
 
 
 def train(spec: Mapping[str, Any], inputs: Mapping[str, Path], out: str | os.PathLike[str]) -> Trajectory:
@@ -131,7 +229,7 @@ def train(spec: Mapping[str, Any], inputs: Mapping[str, Path], out: str | os.Pat
 SEGMENT_GROUPS = ("window", "epoch")
 
 
-def _segment_names(group: str, count: int) -> list[str]:
+def segment_names(group: str, count: int) -> list[str]:
     """``window_00``, ``window_01``, …: two digits, more when ``count`` needs them, so names sort in order."""
     width = max(2, len(str(count - 1)))
     return [f"{group}_{i:0{width}d}" for i in range(count)]
@@ -148,7 +246,7 @@ def _window_segments(windows: object, traj: Trajectory, path: Path) -> dict[str,
         raise ParameterError(
             f"windows: {count} windows of {length} steps need {length * count} steps, but {path} records {n_steps}"
         )
-    names = _segment_names("window", count)
+    names = segment_names("window", count)
     return {name: (i * length, (i + 1) * length) for i, name in enumerate(names)}
 
 
@@ -161,7 +259,7 @@ def _epoch_segments(traj: Trajectory, path: Path) -> dict[str, tuple[int, int]]:
         )
     bounds = np.searchsorted(traj.steps, np.concatenate([[traj.steps[0] - 1], ends]), side="right")
     segments = {}
-    for e, name in enumerate(_segment_names("epoch", len(ends))):
+    for e, name in enumerate(segment_names("epoch", len(ends))):
         if bounds[e + 1] <= bounds[e]:
             raise ParameterError(f"epochs: epoch {e} of {path} (steps up to {int(ends[e])}) holds no recorded step")
         segments[name] = (int(bounds[e]), int(bounds[e + 1]))
@@ -233,7 +331,7 @@ def fit(spec: Mapping[str, Any], trajectory: str | os.PathLike[str], out: str | 
 
 
 def compare(spec: Mapping[str, Any], inputs: Mapping[str, Path], out: str | os.PathLike[str]) -> dict[str, Any]:
-    """Distances, randomisation controls and label-permutation tests between named spectra.
+    """Distances, the paper's controls and the calibrated verdicts between named inputs.
 
     ``spec["params"]`` holds
 
@@ -241,15 +339,26 @@ def compare(spec: Mapping[str, Any], inputs: Mapping[str, Path], out: str | os.P
       matched-pair randomisation control (``n_shuffles``, ``seed``);
     * ``permutation_tests`` (optional): list of ``{"name", "group_a", "group_b", "paired"}``
       with lists of spectrum names (one per seed); each gets the label-permutation test
-      (``n_permutations``) and a bootstrap interval of the mean between-group distance.
+      (``n_permutations``) and a bootstrap interval of the mean between-group distance;
+    * ``verdicts`` (optional): list of ``{"name", "a", "b", "observable", "split"}``; each
+      gets the calibrated verdict (:func:`equivdyn.verdict.compare_runs`, alpha
+      :data:`VERDICT_ALPHA`, ``seed``) on the trajectories of the inputs named in ``a`` and
+      ``b`` (one per seed; named ``traj:<name>``, see :data:`TRAJECTORY_INPUT_PREFIX`).
+      With ``split: k`` each side is a single trajectory file whose initialisations are cut
+      into ``k`` consecutive equal groups, used as ``k`` pseudo-seeds.
 
-    Writes the results as JSON to ``out`` and returns them.
+    The pairs and the permutation tests compare the ``all`` spectra of the spectrum
+    inputs; they are kept to reproduce the paper.  Writes the results as JSON to ``out``
+    (the verdicts as :meth:`equivdyn.verdict.Verdict.to_dict` under ``verdicts``) and
+    returns them.
     """
     from .conjugacy import bootstrap_ci, permutation_test, randomization_test
 
     _check_spec(spec, "compare")
     params = spec["params"]
     eigenvalues = {name: data.spectra["all"].eigenvalues for name, data in _read_spectrum_inputs(spec, inputs).items()}
+    trajectories = _check_trajectory_inputs(spec, inputs)
+    verdict_specs = _verdict_specs(params, "compare", trajectories)
 
     def lookup(name: str, field: str) -> Any:
         if name not in eigenvalues:
@@ -293,7 +402,25 @@ def compare(spec: Mapping[str, Any], inputs: Mapping[str, Path], out: str | os.P
             "n_permutations": int(res.n_permutations),
             "paired": bool(test["paired"]),
         }
-    result = {"key": content_key(spec), "spec": dict(spec), "pairs": pairs, "permutation_tests": tests}
+    verdicts = {}
+    for v in verdict_specs:
+        where = f"verdicts.{v['name']}"
+        if v["split"] is None:
+            # Paths: compare_runs reads each seed's observable itself.
+            sides = [[trajectories[n] for n in v[side]] for side in ("a", "b")]
+        else:
+            for side in ("a", "b"):
+                if len(v[side]) != 1:
+                    raise ParameterError(f"{where}.{side}: with split, each side is a single trajectory, got {v[side]}")
+            sides = [_split_runs(trajectories[v[side][0]], v["observable"], v["split"], where) for side in ("a", "b")]
+        verdicts[v["name"]] = _verdict(*sides, v["observable"], params["seed"], v["name"])
+    result = {
+        "key": content_key(spec),
+        "spec": dict(spec),
+        "pairs": pairs,
+        "permutation_tests": tests,
+        "verdicts": verdicts,
+    }
     write_json_atomic(out, result)
     return result
 
@@ -305,10 +432,19 @@ def distances(spec: Mapping[str, Any], inputs: Mapping[str, Path], out: str | os
     a spectrum file of :func:`fit` (one per seed).  For every group, every input gets
     the symmetric [K, K] matrix of distances between its K spectra of that group (in
     name order, i.e. in time); all inputs must hold the same segments.  Writes, as JSON,
-    ``{"key", "spec", "groups": {group: {"names", "steps", "per_input", "mean", "sd"}}}``
+    ``{"key", "spec", "groups": {group: {"names", "steps", "per_input", "mean", "sd"}}, "verdicts"}``
     where ``steps`` holds each segment's ``[first, last]`` step, ``per_input`` each
     input's matrix, and ``mean`` and ``sd`` (ddof 1; ``null`` for a single input) their
     elementwise mean and standard deviation; returns the same.
+
+    ``spec["params"]["verdicts"]`` (optional) lists ``{"name", "a", "b", "observable",
+    "segment_a", "segment_b"}``: each gets the calibrated verdict
+    (:func:`equivdyn.verdict.compare_runs`, alpha :data:`VERDICT_ALPHA`, seed
+    ``spec["params"]["seed"]``) between segment ``segment_a`` of the trajectories named in
+    ``a`` (one per seed, named ``traj:<name>``) and segment ``segment_b`` of those named
+    in ``b``; a segment is one of the spectra's segments (e.g. ``window_00``), cut from
+    each trajectory by its first and last step.  The result holds them under
+    ``"verdicts": {name: Verdict.to_dict()}`` (empty without verdicts).
     """
     from .conjugacy import distance_matrix
 
@@ -324,6 +460,10 @@ def distances(spec: Mapping[str, Any], inputs: Mapping[str, Path], out: str | os
             f"groups: must be a non-empty list of distinct groups from {list(SEGMENT_GROUPS)}, got {groups!r}"
         )
     files = _read_spectrum_inputs(spec, inputs)
+    trajectories = _check_trajectory_inputs(spec, inputs)
+    verdict_specs = _verdict_specs(spec["params"], "distances", trajectories)
+    if not files:
+        raise ParameterError("inputs: the spec names no spectrum input")
     result_groups: dict[str, Any] = {}
     for group in groups:
         reference: tuple[str, list[str], list[list[int]]] | None = None
@@ -356,9 +496,58 @@ def distances(spec: Mapping[str, Any], inputs: Mapping[str, Path], out: str | os
             "mean": stack.mean(axis=0).tolist(),
             "sd": stack.std(axis=0, ddof=1).tolist() if len(stack) > 1 else None,
         }
-    result = {"key": content_key(spec), "spec": dict(spec), "groups": result_groups}
+    verdicts = {}
+    if verdict_specs:
+        seed = spec["params"].get("seed")
+        if seed is None:
+            raise ParameterError("seed: the verdicts need a seed in the params")
+        segments = {
+            name: steps for group in result_groups.values() for name, steps in zip(group["names"], group["steps"])
+        }
+        runs = _segment_runs(verdict_specs, trajectories, segments)
+        verdicts = {
+            v["name"]: _verdict(
+                [runs[n, v["segment_a"], v["observable"]] for n in v["a"]],
+                [runs[n, v["segment_b"], v["observable"]] for n in v["b"]],
+                v["observable"],
+                seed,
+                v["name"],
+            )
+            for v in verdict_specs
+        }
+    result = {"key": content_key(spec), "spec": dict(spec), "groups": result_groups, "verdicts": verdicts}
     write_json_atomic(out, result)
     return result
+
+
+def _segment_runs(
+    verdicts: list[dict[str, Any]], trajectories: Mapping[str, Path], segments: Mapping[str, list[int]]
+) -> dict[tuple[str, str, str], np.ndarray]:
+    """Each (trajectory input, segment, observable) that a verdict uses: the observable's
+    snapshots whose steps lie in the segment's ``[first, last]``.  Each file is read once."""
+    wanted: dict[str, set[tuple[str, str]]] = {}  # input -> {(segment, observable)}
+    for v in verdicts:
+        for side in ("a", "b"):
+            segment = v[f"segment_{side}"]
+            if segment not in segments:
+                raise ParameterError(
+                    f"verdicts.{v['name']}.segment_{side}: {segment!r} is not a segment of the spectra "
+                    f"(they hold {', '.join(segments)})"
+                )
+            for name in v[side]:
+                wanted.setdefault(name, set()).add((segment, v["observable"]))
+    runs = {}
+    for name, pieces in wanted.items():
+        path = trajectories[name]
+        traj = read_trajectory(path)
+        for segment, observable in sorted(pieces):
+            first, last = segments[segment]
+            keep = (traj.steps >= first) & (traj.steps <= last)
+            if not keep.any():
+                raise EquivdynError(f"{path}: records no step of {segment} (steps {first}-{last})")
+            runs[name, segment, observable] = _observable(traj, observable, path)[:, keep].copy()
+        del traj  # keep only the segments
+    return runs
 
 
 def prepare_data(dataset: str, source: str | None, out: str | os.PathLike[str]) -> None:

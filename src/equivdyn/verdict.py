@@ -452,8 +452,10 @@ def compare_runs(
     Parameters
     ----------
     a, b : sequence over seeds of array_like [M, T, D], or of trajectory file paths
-        One entry per seed (independent runs of the setup).  All seeds of both setups need
-        the same ``T`` and ``D`` after PCA (``M`` may differ).
+        One entry per seed (independent runs of the setup).  Seeds may differ in ``M``,
+        ``T`` and ``D`` (e.g. networks of different widths); the automatic settings suit
+        the smallest.  Seeds with more than ``max_components`` observables are projected
+        on their own leading principal components as they are read.
     alpha : float
         Significance level in (0, 1).
     seed : int
@@ -471,7 +473,7 @@ def compare_runs(
     Raises
     ------
     ParameterError
-        On a bad argument, seeds of different shapes, or fewer than 2 seeds per setup.
+        On a bad argument, bad data (named by side and seed), or fewer than 2 seeds per setup.
     """
     if not (is_number(alpha) and 0.0 < float(alpha) < 1.0):
         raise ParameterError(f"alpha must be a number in (0, 1), got {alpha!r}")
@@ -481,27 +483,24 @@ def compare_runs(
     loaded_a = _load_side(a, observable, "a", n_components)
     loaded_b = _load_side(b, observable, "b", n_components)
     runs_a, runs_b = [r for r, _ in loaded_a], [r for r, _ in loaded_b]
-    raw_widths = {w for _, w in loaded_a + loaded_b}
-    if len(raw_widths) != 1:
-        raise ParameterError(f"all seeds need the same number of observables D; found {sorted(raw_widths)}")
     if len(runs_a) < 2 or len(runs_b) < 2:
         raise ParameterError(
             f"each setup needs at least 2 seeds to measure seed-to-seed variability, got {len(runs_a)} and {len(runs_b)}"
         )
-    shapes = {r.shape[1:] for r in runs_a + runs_b}
-    if len(shapes) != 1:
-        raise ParameterError(f"all seeds need the same [T, D] (after PCA); found {sorted(shapes)}")
-    n_steps, width = next(iter(shapes))
     if tolerance is None:
         tolerance = VERDICT_DEFAULTS["tolerance"]
     elif not (is_number(tolerance) and float(tolerance) >= 0.0):
         raise ParameterError(f"tolerance must be a number >= 0, got {tolerance!r}")
     tolerance = float(tolerance)
-    given = {"n_delays": n_delays, "rank": rank, "n_components": n_components, "n_modes": n_modes, "tolerance": tolerance if tolerance != VERDICT_DEFAULTS["tolerance"] else None}
-    n_inits = min(r.shape[0] for r in runs_a + runs_b)
+    given = {"n_delays": n_delays, "rank": rank, "n_components": n_components, "n_modes": n_modes}
+    # Seeds may differ in M, T and D (e.g. networks of different widths): eigenvalues do not
+    # depend on the observables, so any seeds can be compared; the settings suit the smallest.
+    shapes = np.array([r.shape for r in runs_a + runs_b])
+    n_inits, n_steps, width = (int(v) for v in shapes.min(axis=0))
     settings = choose_settings(n_inits, n_steps, width, **{**given, "n_components": None})
-    settings["n_observables"] = raw_widths.pop()
-    settings["n_components"] = width if width < settings["n_observables"] else None
+    raw = sorted({w for _, w in loaded_a + loaded_b})
+    settings["n_observables"] = raw
+    settings["n_components"] = int(shapes[:, 2].max()) if int(shapes[:, 2].max()) < raw[-1] else None
     try:
         spectra = [principal_spectrum(r, n_delays=settings["n_delays"], rank=settings["rank"]) for r in runs_a + runs_b]
     except ValueError as exc:
@@ -522,7 +521,9 @@ def compare_runs(
     cross = dist[:n_a, n_a:]
     within = np.concatenate([dist[:n_a, :n_a][np.triu_indices(n_a, 1)], dist[n_a:, n_a:][np.triu_indices(n_b, 1)]])
     low, high = bootstrap_ci(cross.mean(axis=1), seed=seed) if n_a > 1 else (float(cross.mean()),) * 2
-    settings["given"] = sorted(k for k, v in given.items() if v is not None)
+    settings["given"] = sorted(name for name, v in given.items() if v is not None)
+    if tolerance != VERDICT_DEFAULTS["tolerance"]:
+        settings["given"].append("tolerance")
     settings["tolerance"] = tolerance
     settings["n_relabellings"] = int(math.comb(n_a + n_b, n_a)) if exact else VERDICT_DEFAULTS["n_permutations"]
     return Verdict(

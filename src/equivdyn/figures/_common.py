@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +54,7 @@ def read_comparison(path: str | Path, experiment: str) -> dict[str, Any]:
     """Read the JSON that ``equivdyn compare`` wrote for ``experiment`` and check its shape and key."""
     p = Path(path)
     result = read_json_result(p)
-    fields = ("key", "spec", "pairs", "permutation_tests")
+    fields = ("key", "spec", "pairs", "permutation_tests", "verdicts")
     if not (isinstance(result, dict) and all(f in result for f in fields) and isinstance(result["spec"], dict)
             and result["spec"].get("stage") == "compare"):
         raise InvalidFileError(p, f"not a comparison (the JSON object with {', '.join(fields)} that "
@@ -94,3 +95,53 @@ def spectra_near_one(
     ax.set(xlim=(min(eigs.real.min(), 1.0) - pad, max(eigs.real.max(), 1.0) + pad),
            ylim=(eigs.imag.min() - pad, eigs.imag.max() + pad),
            xlabel=r"Re $\lambda$", ylabel=r"Im $\lambda$", title=title)
+
+
+# ---------------------------------------------------------------- verdicts and controls
+# How the figures describe the tests they show.  The calibrated verdict
+# (equivdyn.verdict.compare_runs) answers "are the two setups conjugate?"; the paper's
+# randomisation control and the label-permutation test are kept to reproduce the paper.
+
+#: What the paper's matched-pair randomisation control is (stated in the figures' JSON).
+RANDOMIZATION_CONTROL = (
+    "the paper's matched-pair randomisation control, kept to reproduce the paper; it is not a calibrated "
+    "test: after swapping matched pairs the original matching is still available at the same cost, so its "
+    "null never exceeds the observed distance and its p-value is the share of swaps after which the "
+    "observed matching stays optimal"
+)
+#: What the label-permutation test is (stated in the figures' JSON).
+LABEL_PERMUTATION_TEST = (
+    "label-permutation test of the fitted spectra across seeds (setups as labels), kept for comparison "
+    "with the paper's analysis; the calibrated verdict is under 'verdicts'"
+)
+#: What the verdicts are (stated in the figures' JSON).
+VERDICT_NOTE = (
+    "calibrated verdicts (equivdyn.compare_runs, alpha 0.05) from the trajectories: 'not conjugate' when "
+    "p < alpha; 'inconclusive' when the number of seeds cannot reach p < alpha; otherwise 'no evidence of a "
+    "difference', which is not proof of equivalence"
+)
+
+
+def verdict_text(verdict: Mapping[str, Any] | None, unit: str = "seeds", prefix: bool = True) -> str:
+    """A verdict in a few words for a title, e.g. ``verdict: not conjugate (p=0.002)``.
+
+    ``verdict`` is :meth:`equivdyn.verdict.Verdict.to_dict` (``None``: none was computed,
+    which happens when a setup has fewer than 2 seeds); ``unit`` names what the seeds are;
+    without ``prefix`` the text leaves out its leading ``verdict:``.
+    """
+    if verdict is None:
+        text = f"none (needs at least 2 {unit} per setup)"
+    elif verdict["non_conjugate"]:
+        text = f"not conjugate (p={verdict['p_value']:.2g})"
+    elif verdict["inconclusive"]:
+        n_a, n_b = verdict["n_seeds"]
+        text = f"inconclusive ({n_a if n_a == n_b else f'{n_a} vs {n_b}'} {unit}, p={verdict['p_value']:.2g})"
+    else:
+        text = f"no evidence of a difference (p={verdict['p_value']:.2g})"
+    return f"verdict: {text}" if prefix else text
+
+
+def verdicts_of(result: Mapping[str, Any], names: Sequence[str]) -> dict[str, dict[str, Any] | None]:
+    """The verdicts ``names`` of a compare or distances result (``None`` where none was computed)."""
+    verdicts = result.get("verdicts", {})
+    return {name: verdicts.get(name) for name in names}

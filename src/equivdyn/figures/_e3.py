@@ -4,7 +4,8 @@ The inputs are, per network, the trajectory of every seed (``traj_<network>_s<se
 only their metrics are read) and the distances file of the network
 (``distances_<network>``): for each group (``window``, ``epoch``) the Wasserstein
 distance between the spectra of every two segments, per seed, with mean and sd over
-seeds.  Either network may be absent; the figures then leave out its panels.
+seeds, and the calibrated verdicts between the first and the last segment of each group
+across seeds.  Either network may be absent; the figures then leave out its panels.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from .._io import content_key
 from ..data import cifar10
 from ..errors import InvalidFileError, ParameterError
 from ..store import Trajectory, read_trajectory
-from ._common import plt, read_json_result
+from ._common import plt, read_json_result, verdict_text
 
 #: Networks in the order their panels appear.
 NETWORKS = ("lenet", "resnet20")
@@ -75,6 +76,18 @@ class E3Network:
     def steps(self, group: str) -> list[list[int]]:
         """``[first, last]`` step of every segment of ``group``."""
         return [[int(a), int(b)] for a, b in self.group(group)["steps"]]
+
+    def first_vs_last(self, group: str) -> tuple[str, dict[str, Any] | None]:
+        """Name and verdict (``None`` if none was computed) of the first vs the last segment of ``group``."""
+        names = self.group(group)["names"]
+        name = f"{names[0]}|{names[-1]}"
+        return name, self.distances.get("verdicts", {}).get(name)
+
+    def first_vs_last_text(self, group: str) -> str:
+        """The verdict of the first vs the last segment of ``group`` in a few words, with their steps."""
+        _, verdict = self.first_vs_last(group)
+        (a0, a1), (b0, b1) = self.steps(group)[0], self.steps(group)[-1]
+        return f"{group}s at steps {a0}-{a1} vs {b0}-{b1}: {verdict_text(verdict)}"
 
 
 def read_distances(path: str | Path) -> dict[str, Any]:

@@ -1,8 +1,10 @@
 """Figure 2: OMD and OGD are conjugate, the bisection method (BM) is not.
 
 Panels: (a) one trajectory of each method, (b) their losses, (c) the Koopman spectra with
-the unit circle, (d) the spectra near λ = 1.  The JSON beside the figure holds the spectra,
-the Wasserstein distances and the randomisation controls.
+the unit circle, (d) the spectra near λ = 1.  The title gives the Wasserstein distances with
+the paper's randomisation control, and the calibrated verdicts of OMD vs OGD and OMD vs BM.
+E1 has one trajectory file per method, so the verdicts use the grid's rows as pseudo-seeds.
+The JSON beside the figure holds the spectra, the distances, the controls and the verdicts.
 """
 
 from __future__ import annotations
@@ -13,7 +15,17 @@ from pathlib import Path
 import numpy as np
 
 from ..store import read_spectra, read_trajectory
-from ._common import pairs_of, plt, read_comparison, save, unit_circle
+from ._common import (
+    RANDOMIZATION_CONTROL,
+    VERDICT_NOTE,
+    pairs_of,
+    plt,
+    read_comparison,
+    save,
+    unit_circle,
+    verdict_text,
+    verdicts_of,
+)
 
 METHODS = ("omd", "ogd", "bm")
 LABELS = {"omd": "OMD", "ogd": "OGD", "bm": "BM"}
@@ -23,6 +35,24 @@ INPUTS = ("compare", *(f"traj_{m}" for m in METHODS), *(f"spec_{m}" for m in MET
 #: The paper's example run: the OMD initial condition x0 = (0.5, 0.7); the other methods
 #: show the run with the same index on their own grids.
 EXAMPLE_X0 = (0.5, 0.7)
+#: The comparisons that get a calibrated verdict.
+VERDICTS = ("omd|ogd", "omd|bm")
+
+
+def _pseudo_seeds(comparison: dict, n_runs: int) -> str:
+    """How the verdicts' pseudo-seeds were made (from the comparison's spec)."""
+    splits = {v["split"] for v in comparison["spec"]["params"].get("verdicts", [])}
+    if not splits:
+        return "no verdicts were computed"
+    (k,) = splits
+    return (
+        f"each method's {n_runs} runs cut into {k} consecutive groups of {n_runs // k} initial conditions "
+        "(one grid row each: the initial conditions that share their last coordinate), used as pseudo-seeds"
+    )
+
+
+def _label(name: str) -> str:
+    return " vs ".join(LABELS[m] for m in name.split("|"))
 
 
 def plot(inputs: Mapping[str, Path], prefix: Path) -> None:
@@ -71,13 +101,18 @@ def plot(inputs: Mapping[str, Path], prefix: Path) -> None:
         ax.legend(fontsize=7, loc="lower left")
 
     pairs = comparison["pairs"]
-    fig.suptitle(
-        f"E1, loss {loss}: Wasserstein distance between spectra (randomisation p-value)\n"
+    verdicts = verdicts_of(comparison, VERDICTS)
+    n_seeds = [v["n_seeds"][0] for v in verdicts.values() if v is not None]
+    unit = f"grid rows as pseudo-seeds, {n_seeds[0]} per method" if n_seeds else "grid rows"
+    title = (
+        f"E1, loss {loss}: Wasserstein distance between spectra (p: the paper's randomisation control)\n"
         + ",   ".join(
-            " vs ".join(LABELS[m] for m in k.split("|")) + f": {v['distance']:.3g} (p = {v['p_value']:.2g})"
-            for k, v in pairs.items()
+            _label(k) + f": {v['distance']:.3g} (control p = {v['p_value']:.2g})" for k, v in pairs.items()
         )
+        + f"\ncalibrated verdicts ({unit}): "
+        + ";   ".join(f"{_label(k)}: {verdict_text(v, 'grid rows', prefix=False)}" for k, v in verdicts.items())
     )
+    fig.suptitle(title)
     fig.tight_layout()
 
     distances = {k: v["distance"] for k, v in pairs.items()}
@@ -87,6 +122,12 @@ def plot(inputs: Mapping[str, Path], prefix: Path) -> None:
         "distances": distances,
         "controls": {k: {"p_value": v["p_value"], "n_shuffles": v["n_shuffles"], "null_mean": v["null_mean"]}
                      for k, v in pairs.items()},
+        "controls_are": RANDOMIZATION_CONTROL,
+        "verdicts": verdicts,
+        "verdict_text": {k: verdict_text(v, "grid rows") for k, v in verdicts.items()},
+        "verdicts_are": VERDICT_NOTE,
+        "verdict_pseudo_seeds": _pseudo_seeds(comparison, int(x0.shape[0])),
+        "title": title,
         "ratio_bm_to_omd_ogd": min(distances["ogd|bm"], distances["omd|bm"]) / distances["omd|ogd"],
         "example": {"index": example, "x0": [float(v) for v in x0[example]]},
         "loss": loss,

@@ -3,8 +3,8 @@
 Panels: (a) training loss against images seen (mean and inter-quartile band over seeds and
 initialisations), (b, c) output-layer weights of a narrow and the widest network, (d) Koopman
 spectra near λ = 1 for one seed, (e) mean ± sd of the per-seed Wasserstein distances between
-widths against the between-seed reference, with the label-permutation p-values, (f) test
-loss relative to the reference width.
+widths against the between-seed reference, with the label-permutation p-values and the
+calibrated verdict of each width pair, (f) test loss relative to the reference width.
 """
 
 from __future__ import annotations
@@ -14,7 +14,17 @@ from pathlib import Path
 
 import numpy as np
 
-from ._common import pairs_of, plt, save, spectra_near_one
+from ._common import (
+    LABEL_PERMUTATION_TEST,
+    RANDOMIZATION_CONTROL,
+    VERDICT_NOTE,
+    pairs_of,
+    plt,
+    save,
+    spectra_near_one,
+    verdict_text,
+    verdicts_of,
+)
 from ._e2 import E2Results, load, mean_sd
 
 INPUTS = ("compare",)
@@ -88,6 +98,7 @@ def plot(inputs: Mapping[str, Path], prefix: Path) -> None:
     distances = {f"{a}|{b}": res.distances(a, b) for a, b in pairs}
     between = res.between_seeds()
     tests = res.comparison["permutation_tests"]
+    verdicts = verdicts_of(res.comparison, [f"{a}|{b}" for a, b in pairs])
 
     fig, grid = plt.subplots(2, 3, figsize=(15, 8.5))
     ax = grid[0, 0]
@@ -120,10 +131,12 @@ def plot(inputs: Mapping[str, Path], prefix: Path) -> None:
     ax.axhline(np.mean(between), color="k", ls="--", lw=1,
                label=f"between seeds, h = {res.reference_width} (mean)")
     for i, (a, b) in enumerate(pairs):
-        ax.annotate(f"p = {tests[f'{a}|{b}']['p_value']:.2g}", (i, means[i] + sds[i]), ha="center",
-                    va="bottom", fontsize=7, xytext=(0, 2), textcoords="offset points")
+        text = (f"permutation p = {tests[f'{a}|{b}']['p_value']:.2g}\n"
+                + verdict_text(verdicts[f"{a}|{b}"]).replace(": ", ":\n", 1))
+        ax.annotate(text, (i, means[i] + sds[i]), ha="center", va="bottom", fontsize=6, xytext=(0, 2),
+                    textcoords="offset points")
     ax.set(ylabel="Wasserstein distance", title="(e) distance between widths (mean ± sd over seeds)")
-    ax.set_ylim(0, 1.25 * max(m + sd for m, sd in zip(means, sds)))
+    ax.set_ylim(0, 1.6 * max(m + sd for m, sd in zip(means, sds)))
     ax.legend(fontsize=7, loc="upper right")
 
     ax = grid[1, 2]
@@ -132,8 +145,11 @@ def plot(inputs: Mapping[str, Path], prefix: Path) -> None:
     ax.set(xlabel=f"(test loss − test loss at h = {res.reference_width}) / test loss at h = {res.reference_width}",
            ylabel="count", title="(f) relative test loss")
     ax.legend(fontsize=7)
-    fig.suptitle(f"E2: fully connected networks on MNIST, widths {res.widths}; "
-                 "p-values: label-permutation test across seeds")
+    title = (f"E2: fully connected networks on MNIST, widths {res.widths}, {len(res.seeds)} seeds; "
+             "(e) permutation p: label-permutation test across seeds\ncalibrated verdicts: "
+             + ";   ".join(f"h = {k.replace('|', ' vs ')}: {verdict_text(v, prefix=False)}"
+                        for k, v in verdicts.items()))
+    fig.suptitle(title)
     fig.tight_layout()
 
     numbers = {
@@ -145,9 +161,15 @@ def plot(inputs: Mapping[str, Path], prefix: Path) -> None:
         "between_seeds": {str(res.reference_width): between},
         "distance_summary": summary,
         "randomization_p_values": {f"{a}|{b}": res.randomization_p(a, b) for a, b in pairs},
+        "randomization_control_is": RANDOMIZATION_CONTROL,
         "permutation_tests": {k: {f: v[f] for f in ("statistic", "p_value", "effect_size", "between_mean",
                                                       "between_ci95", "within_mean", "n_permutations", "paired")}
                               for k, v in tests.items()},
+        "permutation_tests_are": LABEL_PERMUTATION_TEST,
+        "verdicts": verdicts,
+        "verdict_text": {k: verdict_text(v) for k, v in verdicts.items()},
+        "verdicts_are": VERDICT_NOTE,
+        "title": title,
         "train_loss": loss,
         "test_loss": {f"h{w}": {f"s{s}": [float(v) for v in res.trajectories[w, s].metrics["test_loss"][:, -1]]
                                 for s in res.seeds} for w in res.widths},

@@ -4,9 +4,10 @@ One row per network (LeNet on MNIST, ResNet-20 on CIFAR-10; a network left out o
 config loses its row): (a) training loss over the windowed early steps, mean and
 inter-quartile band over seeds and initialisations, windows shaded alternately; (b) the
 log10 Wasserstein distance between the Koopman spectra of every two windows, mean over
-seeds; (c) the distance of each window to the last one, mean and min–max band over seeds.
-Early windows far from the last while late windows stay close to each other mark an early
-phase whose dynamics differ from the later ones.
+seeds; (c) the distance of each window to the last one, mean and min–max band over seeds,
+with the calibrated verdict of the first window against the last across seeds.  Early
+windows far from the last while late windows stay close to each other mark an early phase
+whose dynamics differ from the later ones.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from ._common import plt, save
+from ._common import VERDICT_NOTE, plt, save
 from ._e3 import E3Network, early_vs_late, heat_map, load, to_last
 
 INPUTS: tuple[str, ...] = ()
@@ -69,8 +70,9 @@ def _row(fig: plt.Figure, axes: Any, net: E3Network, row: int) -> dict[str, Any]
                     label="min-max over seeds")
     if np.all(np.asarray(last["min"][:-1]) > 0):
         ax.set_yscale("log")
+    verdict_name, verdict = net.first_vs_last("window")
     ax.set(xlabel="window (first step)", ylabel="Wasserstein distance to the last window",
-           title=f"{c} {label}\ndistance to the last window")
+           title=f"{c} {label}\ndistance to the last window\n{net.first_vs_last_text('window')}")
     ax.legend(fontsize=7)
 
     return {
@@ -82,6 +84,8 @@ def _row(fig: plt.Figure, axes: Any, net: E3Network, row: int) -> dict[str, Any]
         "to_last": last,
         "early_vs_late": early_vs_late(mean),
         "train_loss": loss,
+        "verdicts": {verdict_name: verdict},
+        "verdict_text": {verdict_name: net.first_vs_last_text("window")},
     }
 
 
@@ -94,6 +98,11 @@ def plot(inputs: Mapping[str, Path], prefix: Path) -> None:
     numbers["keys"] = keys
     numbers["synthetic_data"] = {name: net.synthetic for name, net in networks.items()}
     synthetic = " (SYNTHETIC DATA in the panels that say so)" if any(numbers["synthetic_data"].values()) else ""
-    fig.suptitle(f"E3: early phase of CNN training, Koopman spectra of consecutive windows{synthetic}")
+    title = (f"E3: early phase of CNN training, Koopman spectra of consecutive windows{synthetic}\n"
+             "first vs last window across seeds:\n"
+             + "\n".join(f"{net.label()}: {net.first_vs_last_text('window')}" for net in networks.values()))
+    fig.suptitle(title)
+    numbers["verdicts_are"] = VERDICT_NOTE
+    numbers["title"] = title
     fig.tight_layout()
     save(fig, numbers, prefix)

@@ -4,7 +4,7 @@ Panels: (a) long-run train and test accuracy of both setups on a log step axis (
 shows the late jump in test accuracy), (b) accuracies in the analysed window (mean and
 min–max band over seeds and initialisations), (c) Koopman spectra of both setups for one
 seed, (d) histogram of the per-seed distances between the setups against the within-setup
-(between-seed) distances, with the label-permutation p-value.
+(between-seed) distances, with the label-permutation p-value and the calibrated verdict.
 """
 
 from __future__ import annotations
@@ -17,7 +17,18 @@ import numpy as np
 
 from ..errors import ParameterError
 from ..store import read_spectra, read_trajectory
-from ._common import pairs_of, plt, read_comparison, save, spectra_near_one
+from ._common import (
+    LABEL_PERMUTATION_TEST,
+    RANDOMIZATION_CONTROL,
+    VERDICT_NOTE,
+    pairs_of,
+    plt,
+    read_comparison,
+    save,
+    spectra_near_one,
+    verdict_text,
+    verdicts_of,
+)
 
 SETUPS = ("grokking", "constrained")
 COLOURS = {"grokking": "tab:red", "constrained": "tab:blue"}
@@ -53,6 +64,8 @@ def plot(inputs: Mapping[str, Path], prefix: Path) -> None:
         for setup in SETUPS
     }
     test = comparison["permutation_tests"]["grokking|constrained"]
+    verdicts = verdicts_of(comparison, ["grokking|constrained"])
+    text = verdict_text(verdicts["grokking|constrained"])
 
     fig, grid = plt.subplots(2, 2, figsize=(11, 8.5))
     ax = grid[0, 0]
@@ -91,10 +104,11 @@ def plot(inputs: Mapping[str, Path], prefix: Path) -> None:
     ax.hist(reference, bins=bins, color="grey", alpha=0.6, label="within setup, between seeds")
     ax.hist(distances, bins=bins, color="tab:purple", alpha=0.7, label="grokking vs constrained, per seed")
     ax.set(xlabel="Wasserstein distance", ylabel="count",
-           title=f"(d) distances; permutation test p = {test['p_value']:.2g}")
+           title=f"(d) distances; permutation test p = {test['p_value']:.2g}\n{text}")
     ax.legend(fontsize=7)
-    fig.suptitle("E4: one-layer transformers on addition mod "
-                 f"{windows['grokking', seed].params['params']['p']}, grokking vs constrained")
+    title = ("E4: one-layer transformers on addition mod "
+             f"{windows['grokking', seed].params['params']['p']}, grokking vs constrained ({len(seeds)} seeds); {text}")
+    fig.suptitle(title)
     fig.tight_layout()
 
     numbers = {
@@ -108,8 +122,14 @@ def plot(inputs: Mapping[str, Path], prefix: Path) -> None:
         },
         "randomization_p_values": {"grokking|constrained": [pairs[f"grokking_s{s}|constrained_s{s}"]["p_value"]
                                                              for s in seeds]},
+        "randomization_control_is": RANDOMIZATION_CONTROL,
         "permutation_test": {k: test[k] for k in ("statistic", "p_value", "effect_size", "between_mean",
                                                    "between_ci95", "within_mean", "n_permutations", "paired")},
+        "permutation_test_is": LABEL_PERMUTATION_TEST,
+        "verdicts": verdicts,
+        "verdict_text": {k: verdict_text(v) for k, v in verdicts.items()},
+        "verdicts_are": VERDICT_NOTE,
+        "title": title,
         "long_runs": {
             setup: {
                 "steps": [int(v) for v in longs[setup].steps],

@@ -2,7 +2,8 @@
 
 One panel per network (LeNet on MNIST, ResNet-20 on CIFAR-10; a network left out of the
 config loses its panel): the log10 Wasserstein distance between the spectra fitted on
-every two epochs, mean over seeds.
+every two epochs, mean over seeds, with the calibrated verdict of the first epoch against
+the last across seeds.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from ._common import plt, save
+from ._common import VERDICT_NOTE, plt, save
 from ._e3 import heat_map, load, to_last
 
 INPUTS: tuple[str, ...] = ()
@@ -28,7 +29,9 @@ def plot(inputs: Mapping[str, Path], prefix: Path) -> None:
         per_seed = net.per_seed("epoch")
         mean = np.asarray(net.group("epoch")["mean"], dtype=float)
         heat_map(ax, fig, mean, [str(e + 1) for e in range(len(epochs))], "epoch",
-                 f"({chr(ord('a') + i)}) {net.label()}\ndistance between epochs (mean of {len(net.seeds)} seeds)")
+                 f"({chr(ord('a') + i)}) {net.label()}\ndistance between epochs (mean of {len(net.seeds)} seeds)\n"
+                 + net.first_vs_last_text("epoch"))
+        verdict_name, verdict = net.first_vs_last("epoch")
         test_accuracy = np.concatenate([net.trajectories[s].metrics["test_accuracy"] for s in net.seeds])
         numbers[name] = {
             "seeds": net.seeds,
@@ -38,9 +41,15 @@ def plot(inputs: Mapping[str, Path], prefix: Path) -> None:
             "per_seed": per_seed.tolist(),
             "to_last": to_last(per_seed),
             "test_accuracy": test_accuracy.mean(axis=0).tolist(),
+            "verdicts": {verdict_name: verdict},
+            "verdict_text": {verdict_name: net.first_vs_last_text("epoch")},
         }
     numbers["keys"] = keys
     numbers["synthetic_data"] = {name: net.synthetic for name, net in networks.items()}
-    fig.suptitle("E3 appendix: Koopman spectra of whole epochs")
+    title = ("E3 appendix: Koopman spectra of whole epochs\nfirst vs last epoch across seeds:\n"
+             + "\n".join(f"{net.label()}: {net.first_vs_last_text('epoch')}" for net in networks.values()))
+    fig.suptitle(title)
+    numbers["verdicts_are"] = VERDICT_NOTE
+    numbers["title"] = title
     fig.tight_layout()
     save(fig, numbers, prefix)

@@ -3,7 +3,7 @@
 (a) The Koopman spectra of every seed at the reference width, overlaid: conjugate
 dynamics from different seeds should give nearby spectra.  (b) Histogram of the
 between-seed distances against the per-seed distances between the narrowest and the
-reference width.
+reference width, with the calibrated verdict of that width pair.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._common import pairs_of, plt, save, spectra_near_one
+from ._common import VERDICT_NOTE, pairs_of, plt, save, spectra_near_one, verdict_text, verdicts_of
 from ._e2 import load
 
 INPUTS = ("compare",)
@@ -25,6 +25,8 @@ def plot(inputs: Mapping[str, Path], prefix: Path) -> None:
     narrow = res.widths[0]
     between = res.between_seeds()
     across = res.distances(narrow, h)
+    verdicts = verdicts_of(res.comparison, [f"{narrow}|{h}"])
+    text = verdict_text(verdicts[f"{narrow}|{h}"])
 
     fig, (ax, bx) = plt.subplots(1, 2, figsize=(11, 4.5))
     cmap = plt.get_cmap("tab20")
@@ -41,7 +43,8 @@ def plot(inputs: Mapping[str, Path], prefix: Path) -> None:
     bx.hist(across, bins=bins, alpha=0.6, color="tab:purple", label=f"h = {narrow} vs {h}, per seed")
     bx.set(xlabel="Wasserstein distance", ylabel="count", title="(b) between-seed vs between-width distances")
     bx.legend(fontsize=7)
-    fig.suptitle(f"E2 appendix: between-seed spectra at h = {h} ({len(res.seeds)} seeds)")
+    title = f"E2 appendix: between-seed spectra at h = {h} ({len(res.seeds)} seeds); h = {narrow} vs {h}: {text}"
+    fig.suptitle(title)
     fig.tight_layout()
 
     numbers = {
@@ -52,6 +55,10 @@ def plot(inputs: Mapping[str, Path], prefix: Path) -> None:
         "between_seed_pairs": [[s, t] for i, s in enumerate(res.seeds) for t in res.seeds[i + 1:]],
         "distances": {f"{narrow}|{h}": across},
         "summary": {"between_mean": float(np.mean(between)), f"{narrow}|{h}_mean": float(np.mean(across))},
+        "verdicts": verdicts,
+        "verdict_text": {k: verdict_text(v) for k, v in verdicts.items()},
+        "verdicts_are": VERDICT_NOTE,
+        "title": title,
         "keys": res.keys,
     }
     save(fig, numbers, prefix)
