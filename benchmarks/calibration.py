@@ -82,7 +82,8 @@ def tables(rows: list[dict[str, Any]]) -> str:
     """Markdown: the S = 8 comparison of all procedures, the S = 16 verdict, the sweeps."""
     by = {}
     for r in rows:
-        knobs = {k: v for k, v in r["setting"].items() if k not in calibration.FAMILIES[r["family"]].defaults or v != calibration.FAMILIES[r["family"]].defaults[k]}
+        defaults = json.loads(json.dumps(calibration.FAMILIES[r["family"]].defaults))  # tuples as lists
+        knobs = {k: v for k, v in r["setting"].items() if k not in defaults or v != defaults[k]}
         knobs = {k: v for k, v in knobs.items() if (k, v) not in (("n_inits", 10), ("n_steps", 100))}
         by[(r["family"], r["procedure"], json.dumps(knobs, sort_keys=True))] = r
     procs = (*BASELINES, "verdict")
@@ -141,7 +142,9 @@ def figure(rows: list[dict[str, Any]], path: Path) -> None:
             pts.sort()
             if pts:
                 d, rate, low, high = (list(v) for v in zip(*pts))
-                ax.errorbar(d, rate, yerr=[[x - y for x, y in zip(rate, low)], [y - x for x, y in zip(rate, high)]], marker="o", capsize=3, label=f"S = {s}")
+                below = [max(0.0, x - y) for x, y in zip(rate, low)]
+                above = [max(0.0, y - x) for x, y in zip(rate, high)]
+                ax.errorbar(d, rate, yerr=[below, above], marker="o", capsize=3, label=f"S = {s}")
         ax.axhline(0.9, color="grey", lw=0.8, ls="--")
         ax.set_xscale("log")
         ax.set_xlabel("relative shift delta of the principal eigenvalues")
@@ -157,17 +160,31 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=100, help="pairs per cell (default 100)")
     parser.add_argument("--jobs", type=int, default=2, help="worker processes (default 2)")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "calibration", help="output prefix")
+    parser.add_argument("--replot", action="store_true", help="redraw the table and figure from the JSON of a run")
+    parser.add_argument("--procedures", default=",".join((*BASELINES, "verdict")), help="comma-separated procedures to run")
+    parser.add_argument(
+        "--merge", type=Path, default=None, help="JSON of an earlier run whose cells of the other procedures complete the tables"
+    )
     args = parser.parse_args()
-    todo = cells()
-    start = time.perf_counter()
-    with ProcessPoolExecutor(args.jobs) as pool:
-        rows = list(pool.map(run, todo, [args.pairs] * len(todo)))
-    elapsed = time.perf_counter() - start
-    args.out.parent.mkdir(parents=True, exist_ok=True)
     from equivdyn._io import write_json_atomic, write_text_atomic
 
-    write_json_atomic(args.out.with_suffix(".json"), {"pairs": args.pairs, "seconds": elapsed, "cells": rows})
-    text = tables(rows) + f"\n{len(todo)} cells x {args.pairs} pairs in {elapsed / 60:.1f} min ({args.jobs} processes).\n"
+    if args.replot:
+        saved = json.loads(args.out.with_suffix(".json").read_text())
+        rows, elapsed, args.pairs, n_cells = saved["cells"], saved["seconds"], saved["pairs"], len(saved["cells"])
+    else:
+        wanted = set(args.procedures.split(","))
+        todo = [c for c in cells() if c["procedure"] in wanted]
+        n_cells = len(todo)
+        start = time.perf_counter()
+        with ProcessPoolExecutor(args.jobs) as pool:
+            rows = list(pool.map(run, todo, [args.pairs] * len(todo)))
+        elapsed = time.perf_counter() - start
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        if args.merge is not None:
+            earlier = json.loads(args.merge.read_text())["cells"]
+            rows += [r for r in earlier if r["procedure"] not in wanted and r["family"] in calibration.FAMILIES]
+        write_json_atomic(args.out.with_suffix(".json"), {"pairs": args.pairs, "seconds": elapsed, "cells": rows})
+    text = tables(rows) + f"\n{n_cells} cells x {args.pairs} pairs in {elapsed / 60:.1f} min ({args.jobs} processes).\n"
     write_text_atomic(args.out.with_suffix(".md"), text)
     figure(rows, args.out.with_suffix(".png"))
     print(text)

@@ -57,7 +57,7 @@ VERDICT_DEFAULTS: dict[str, Any] = {
     # PCA to at most this many coordinates before embedding.
     "max_components": 10,
     # Delays are chosen so that an embedded snapshot has about this many dimensions ...
-    "embed_dim": 40,
+    "embed_dim": 90,
     # ... but never more delays than this fraction of the snapshots.
     "max_delay_fraction": 0.25,
     # DMD rank: at most this, and at most the numerical rank of the data.
