@@ -162,6 +162,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=HERE / "results" / "calibration", help="output prefix")
     parser.add_argument("--replot", action="store_true", help="redraw the table and figure from the JSON of a run")
     parser.add_argument("--procedures", default=",".join((*BASELINES, "verdict")), help="comma-separated procedures to run")
+    parser.add_argument("--families", default=",".join(calibration.FAMILIES), help="comma-separated families to run")
     parser.add_argument(
         "--merge", type=Path, default=None, help="JSON of an earlier run whose cells of the other procedures complete the tables"
     )
@@ -172,17 +173,21 @@ def main() -> None:
         saved = json.loads(args.out.with_suffix(".json").read_text())
         rows, elapsed, args.pairs, n_cells = saved["cells"], saved["seconds"], saved["pairs"], len(saved["cells"])
     else:
-        wanted = set(args.procedures.split(","))
-        todo = [c for c in cells() if c["procedure"] in wanted]
+        wanted, families = set(args.procedures.split(",")), set(args.families.split(","))
+        todo = [c for c in cells() if c["procedure"] in wanted and c["family"] in families]
         n_cells = len(todo)
         start = time.perf_counter()
         with ProcessPoolExecutor(args.jobs) as pool:
             rows = list(pool.map(run, todo, [args.pairs] * len(todo)))
         elapsed = time.perf_counter() - start
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        if args.merge is not None:
+        if args.merge is not None:  # cells of an earlier run that this one did not recompute
+            def cell_id(r: dict[str, Any]) -> str:
+                return json.dumps([r["family"], r["procedure"], r["setting"]], sort_keys=True)
+
+            done = {cell_id(r) for r in rows}
             earlier = json.loads(args.merge.read_text())["cells"]
-            rows += [r for r in earlier if r["procedure"] not in wanted and r["family"] in calibration.FAMILIES]
+            rows += [r for r in earlier if cell_id(r) not in done and r["family"] in calibration.FAMILIES]
         write_json_atomic(args.out.with_suffix(".json"), {"pairs": args.pairs, "seconds": elapsed, "cells": rows})
     text = tables(rows) + f"\n{n_cells} cells x {args.pairs} pairs in {elapsed / 60:.1f} min ({args.jobs} processes).\n"
     write_text_atomic(args.out.with_suffix(".md"), text)

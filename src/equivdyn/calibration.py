@@ -147,13 +147,13 @@ def _system(
 
 
 def _initial_conditions(
-    n_inits: int, dim: int, spread: float, rng: np.random.Generator
+    n_inits: int, dim: int, spread: float, rng: np.random.Generator, radius: float = RADIUS
 ) -> NDArray[np.float64]:
-    """One base point on the sphere of radius ``RADIUS``, and ``n_inits - 1`` perturbations of it (relative ``spread``)."""
+    """One base point on the sphere of ``radius``, and ``n_inits - 1`` perturbations of it (relative ``spread``)."""
     base = rng.standard_normal(dim)
-    base *= RADIUS / np.linalg.norm(base)
+    base *= radius / np.linalg.norm(base)
     z0 = np.repeat(base[None, :], n_inits, axis=0)
-    z0[1:] += RADIUS * spread * rng.standard_normal((n_inits - 1, dim)) / np.sqrt(dim)
+    z0[1:] += radius * spread * rng.standard_normal((n_inits - 1, dim)) / np.sqrt(dim)
     return z0
 
 
@@ -199,11 +199,21 @@ def _seeds(
     n_steps: int,
     spread: float,
     rng: np.random.Generator,
+    radius: float = RADIUS,
 ) -> Trajectories:
     """``n_seeds`` independent seeds of ``system`` observed through ``observe``."""
     return [
-        observe(system.run(_initial_conditions(n_inits, system.dim, spread, rng), n_steps), rng) for _ in range(n_seeds)
+        observe(system.run(_initial_conditions(n_inits, system.dim, spread, rng, radius), n_steps), rng)
+        for _ in range(n_seeds)
     ]
+
+
+def _radius(moduli: Sequence[float]) -> float:
+    """Initial radius that keeps the latent map contracting: ``RADIUS`` for the default
+    eigenvalues (at most 0.9), smaller in proportion to the spectral gap for slower modes."""
+    slowest = max(moduli)
+    gap = 1.0 - BASE_MODULI[0]
+    return RADIUS if slowest <= BASE_MODULI[0] else RADIUS * (1.0 - slowest) / (2.0 * gap)
 
 
 def _noisy(sigma: float) -> Callable[[NDArray[np.float64], np.random.Generator], NDArray[np.float64]]:
@@ -231,6 +241,7 @@ def _latent_pair(
     angles_b: Sequence[float] = BASE_ANGLES,
     moduli_a: Sequence[float] = BASE_MODULI,
     angles_a: Sequence[float] = BASE_ANGLES,
+    radius: float = RADIUS,
 ) -> tuple[Trajectories, Trajectories]:
     """Side a: the latent system through ``obs_a``; side b: a system with the given eigenvalues through ``obs_b``.
 
@@ -247,8 +258,8 @@ def _latent_pair(
         sys_b = _system(moduli_b, angles_b, rng)
         if sys_b.dim == sys_a.dim:
             sys_b = _System(sys_b.jacobian, sys_a.quadratic)
-    a = _seeds(sys_a, obs_a, n_seeds, n_inits, n_steps, spread, rng)
-    b = _seeds(sys_b, obs_b, n_seeds, n_inits, n_steps, spread, rng)
+    a = _seeds(sys_a, obs_a, n_seeds, n_inits, n_steps, spread, rng, radius)
+    b = _seeds(sys_b, obs_b, n_seeds, n_inits, n_steps, spread, rng, radius)
     return a, b
 
 
@@ -340,6 +351,7 @@ def _make_latent(
         angles_a=angles,
         moduli_b=moduli_b,
         angles_b=angles_b,
+        radius=_radius(moduli),
     )
 
 
