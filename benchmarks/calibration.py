@@ -81,6 +81,7 @@ def fmt(row: dict[str, Any]) -> str:
 def tables(rows: list[dict[str, Any]]) -> str:
     """Markdown: the S = 8 comparison of all procedures, the S = 16 verdict, the sweeps."""
     by = {}
+    rows = json.loads(json.dumps(rows))  # tuples as lists, as in the saved JSON
     for r in rows:
         defaults = json.loads(json.dumps(calibration.FAMILIES[r["family"]].defaults))  # tuples as lists
         knobs = {k: v for k, v in r["setting"].items() if k not in defaults or v != defaults[k]}
