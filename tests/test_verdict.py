@@ -238,3 +238,16 @@ def test_cli_verdict(tmp_path, capsys) -> None:
     assert json.loads(out.read_text())["summary"] == printed.strip()
     assert main(["verdict", files["a"][0], "--vs", *files["b"]]) == 2
     assert "at least 2 seeds" in capsys.readouterr().err
+
+
+def test_differences_within_the_tolerance_are_not_called_non_conjugate() -> None:
+    rng = np.random.default_rng(9)
+    a = linear_runs([0.9 + 0j, 0.7 * np.exp(0.3j)], 6, rng, noise=1e-4)
+    b = linear_runs([0.902 + 0j, 0.7 * np.exp(0.3j)], 6, rng, noise=1e-4)
+    v = compare_runs(a, b)
+    assert v.p_label < 0.05 and v.statistic < v.settings["tolerance"]
+    assert not v.non_conjugate and v.p_value == 1.0
+    assert "within the resolution 0.01" in v.summary()
+    strict = compare_runs(a, b, tolerance=0.0)
+    assert strict.non_conjugate and strict.p_value == strict.p_label
+    assert strict.settings["given"] == ["tolerance"]

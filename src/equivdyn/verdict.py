@@ -14,21 +14,27 @@ Estimator, per seed (:func:`principal_spectrum`):
 2. time-delay embedding with ``n_delays`` lagged copies;
 3. *affine* DMD of rank ``rank``: ``x_{t+1} = A x_t + c``, fitted by centring the snapshot
    matrices ``X`` and ``Y`` on their own means, so a translation of the observables (a
-   non-zero fixed point) adds no eigenvalue at 1;
+   non-zero fixed point) adds no eigenvalue at 1; the rank never exceeds the number of
+   singular values of ``X`` above the Gavish-Donoho noise threshold (and ``svd_rtol``);
 4. eigenvalues are ranked by their residual (residual DMD: how well the data follow
    ``lambda`` on the fitted subspace); an eigenvalue within ``product_tol`` of a product
    of two better-resolved ones is dropped as non-principal; one eigenvalue per conjugate
    pair is kept (``Im >= 0``), so a "mode" is a real eigenvalue or a conjugate pair.
-5. ``n_modes`` (chosen from the pooled residuals of both setups unless given) modes with
-   the smallest residuals form the seed's principal spectrum.
+5. ``n_modes`` modes with the smallest residuals form the seed's principal spectrum;
+   unless given, ``n_modes`` is the median over all seeds of both setups of each seed's
+   suggested number (the largest relative jump of its sorted residuals), at least
+   ``min_modes``.  It depends on the pooled seeds only, not on their labels, so the label
+   test below stays valid.
 
 Test: the null hypothesis H0 is "the per-seed principal spectra of the two setups are
-draws from the same distribution" (what conjugate dynamics with a coordinate-free
-estimator give).  The statistic is the energy statistic of the Wasserstein distances,
+draws from the same distribution, or differ by at most ``tolerance``" (what conjugate
+dynamics give with an estimator whose coordinate-dependent bias is below the tolerance).  The statistic is the energy statistic of the Wasserstein distances,
 mean between-setup distance minus mean within-setup distance, over all 2S seeds; its
 null distribution comes from reassigning the setup labels, enumerated exactly when
 there are few labellings (then the smallest attainable p-value is exact) and sampled
-otherwise.  ``non_conjugate`` is ``p < alpha``.  Failing to reject is never called
+otherwise.  Spectra closer than the resolution ``tolerance`` count as the same: the
+verdict rejects only when the label test does *and* the excess distance exceeds the
+tolerance (an intersection-union test).  ``non_conjugate`` is ``p < alpha``.  Failing to reject is never called
 "equivalent": the summary says there is no evidence of a difference, and calls the
 comparison inconclusive when the design cannot reach ``p < alpha``.
 """
@@ -86,9 +92,10 @@ VERDICT_DEFAULTS: dict[str, Any] = {
 _RESIDUAL_FLOOR = 1e-6
 
 NULL_HYPOTHESIS = (
-    "H0: the principal Koopman spectra of the two setups' seeds come from the same distribution "
-    "(as for smoothly conjugate dynamics); the p-value is the share of setup relabellings of the seeds "
-    "whose between-minus-within Wasserstein distance is at least the observed one"
+    "H0: the principal Koopman spectra of the two setups' seeds come from the same distribution, or differ "
+    "by at most the tolerance (as for smoothly conjugate dynamics); the p-value is the share of setup "
+    "relabellings of the seeds whose between-minus-within Wasserstein distance is at least the observed one "
+    "when that excess exceeds the tolerance, and 1 otherwise"
 )
 
 
@@ -369,10 +376,17 @@ class Verdict:
                 f"{self.min_p_value:.3g} >= alpha = {self.alpha:g}, so no difference could be detected; "
                 "record more seeds (4 per setup reach p < 0.05)."
             )
+        tolerance = self.settings.get("tolerance", VERDICT_DEFAULTS["tolerance"])
+        if self.statistic <= tolerance and self.p_label < self.alpha:
+            why = (
+                f"the setups' spectra are farther apart than seeds of one setup (label test p = {self.p_label:.3g}), "
+                f"but only by {self.statistic:.3g}, within the resolution {tolerance:g}."
+            )
+        else:
+            why = "the principal spectra differ no more than seeds of one setup do."
         return (
-            f"{head} No evidence of non-conjugacy at alpha = {self.alpha:g}: the principal spectra differ no more "
-            "than seeds of one setup do. This is not proof of equivalence; differences smaller than the "
-            "seed-to-seed spread may go undetected."
+            f"{head} No evidence of non-conjugacy at alpha = {self.alpha:g}: {why} This is not proof of "
+            f"equivalence; differences smaller than the seed-to-seed spread or than {tolerance:g} may go undetected."
         )
 
     def to_dict(self) -> dict[str, Any]:
