@@ -177,15 +177,21 @@ def test_json_round_trip_and_settings_record() -> None:
     assert len(data["eigenvalues_a"][0][0]) == 2
 
 
-def test_trajectory_files_are_read(tmp_path) -> None:
-    a, b = calibration.generate_pair("shift", n_seeds=4)
-    paths = {}
+def write_sides(tmp_path, a: list[np.ndarray], b: list[np.ndarray]) -> dict[str, list[str]]:
+    """One trajectory file per seed and side (observable ``w``); returns the paths by side."""
+    paths: dict[str, list[str]] = {}
     for side, runs in (("a", a), ("b", b)):
         paths[side] = []
         for s, run in enumerate(runs):
             path = tmp_path / f"{side}{s}.h5"
             write_trajectory(path, Trajectory(experiment="test", steps=np.arange(run.shape[1]), observables={"w": run}))
             paths[side].append(str(path))
+    return paths
+
+
+def test_trajectory_files_are_read(tmp_path) -> None:
+    a, b = calibration.generate_pair("shift", n_seeds=4)
+    paths = write_sides(tmp_path, a, b)
     from_files = compare_runs(paths["a"], paths["b"], observable="w")
     from_arrays = compare_runs(a, b)
     assert from_files.p_value == from_arrays.p_value
@@ -223,14 +229,7 @@ def test_bad_inputs_name_the_problem() -> None:
 def test_cli_verdict(tmp_path, capsys) -> None:
     from equivdyn.cli import main
 
-    a, b = calibration.generate_pair("shift", n_seeds=4)
-    files = {}
-    for side, runs in (("a", a), ("b", b)):
-        files[side] = []
-        for s, run in enumerate(runs):
-            path = tmp_path / f"{side}{s}.h5"
-            write_trajectory(path, Trajectory(experiment="test", steps=np.arange(run.shape[1]), observables={"w": run}))
-            files[side].append(str(path))
+    files = write_sides(tmp_path, *calibration.generate_pair("shift", n_seeds=4))
     out = tmp_path / "verdict.json"
     assert main(["verdict", *files["a"], "--vs", *files["b"], "--out", str(out)]) == 0
     printed = capsys.readouterr().out
