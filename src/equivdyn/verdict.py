@@ -53,7 +53,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from .conjugacy import bootstrap_ci, distance_matrix
-from .errors import EquivdynError, ParameterError, check_int, is_number
+from .errors import ParameterError, check_int, is_number
 from .koopman import _as_trajectories, delay_embed, dmd, pca_project, snapshot_pairs
 
 __all__ = ["VERDICT_DEFAULTS", "PrincipalSpectrum", "Verdict", "choose_settings", "compare_runs", "principal_spectrum"]
