@@ -85,6 +85,31 @@ def test_product_eigenvalues_are_not_principal() -> None:
     np.testing.assert_allclose(ps.eigenvalues, [0.9], atol=1e-9)
 
 
+def test_rank_is_raised_above_the_noise_threshold_to_find_the_compared_modes() -> None:
+    # a slow real mode and a weak fast pair under strong noise: the noise threshold keeps
+    # one direction only, so the thresholded fit has a single mode
+    (run,) = linear_runs([0.95 + 0j, 0.5 * np.exp(0.6j)], 1, np.random.default_rng(0), noise=0.3)
+    plain = principal_spectrum(run, n_delays=10, rank=20)
+    assert plain.eigenvalues.size == 1 and not plain.raised_rank
+    raised = principal_spectrum(run, n_delays=10, rank=20, min_modes=2)
+    assert raised.raised_rank and raised.rank > plain.rank and raised.eigenvalues.size >= 2
+    assert abs(raised.eigenvalues[0] - 0.95) < 0.01
+    # never above the given rank: rank 1 cannot give two modes, and says so by having one
+    capped = principal_spectrum(run, n_delays=10, rank=1, min_modes=2)
+    assert capped.rank == 1 and capped.eigenvalues.size == 1
+
+
+def test_one_noisy_seed_does_not_reduce_every_comparison_to_one_mode() -> None:
+    rng = np.random.default_rng(0)
+    truth = [0.95 + 0j, 0.5 * np.exp(0.6j)]
+    noisy = linear_runs(truth, 1, rng, noise=0.3)
+    a = noisy + linear_runs(truth, 3, rng, noise=0.01)
+    b = linear_runs(truth, 4, rng, noise=0.01)
+    v = compare_runs(a, b, n_delays=10, rank=20)
+    assert v.settings["n_modes"] == 2 and v.settings["raised_rank"] == 1
+    assert all(len(s) == 2 for s in v.eigenvalues_a + v.eigenvalues_b)
+
+
 def test_settings_are_chosen_and_given_ones_win() -> None:
     auto = choose_settings(10, 100, 64)
     assert auto["n_components"] == VERDICT_DEFAULTS["max_components"]

@@ -386,8 +386,10 @@ def _family(name: str, conjugate: bool, description: str, make: Callable[..., An
     return Family(name, conjugate, description, make, defaults)
 
 
-#: Every family of the suite, by name.  ``heldout`` families were not looked at while
-#: the verdict was designed (see the README).
+#: Every family of the suite, by name.  The held-out families were not looked at while
+#: the verdict was designed; each was run once with the verdict as it then stood (see the
+#: README).  ``cubic_noise`` and ``heldout`` then showed misses whose fixes they guided,
+#: so only ``heldout_rotation``, written after the last fix, is still held out.
 FAMILIES: dict[str, Family] = {
     f.name: f
     for f in [
@@ -424,6 +426,21 @@ FAMILIES: dict[str, Family] = {
             n_obs=24,
             observed=3,
             noise=0.002,
+        ),
+        _family(
+            "heldout_rotation",
+            True,
+            "held out of the design (the third held-out family): slowest mode a complex pair "
+            "0.9·e^(±0.25i), real mode 0.85, 5 of 40 coordinates seen, warps, translation, noise",
+            moduli=(0.85, 0.9),
+            angles=(0.0, 0.25),
+            linear=True,
+            strength=0.3,
+            cubic=0.2,
+            translation=3.0,
+            n_obs=40,
+            observed=5,
+            noise=0.005,
         ),
         _family("shift", False, "principal eigenvalues shifted by delta, linear change of observables", linear=True, delta=0.05),
         _family("shift_warp", False, "principal eigenvalues shifted by delta, nonlinear warp s = 0.3", linear=True, strength=0.3, delta=0.05),

@@ -35,8 +35,8 @@ STAGE_VERSIONS: dict[str, int] = {
     "train_e4long": 1,
     "train_e3": 1,
     "fit": 1,
-    "compare": 4,
-    "distances": 4,
+    "compare": 5,
+    "distances": 5,
 }
 
 #: Experiments and the (module, function) that produce their trajectories, imported on

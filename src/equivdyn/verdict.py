@@ -15,7 +15,10 @@ Estimator, per seed (:func:`principal_spectrum`):
 3. *affine* DMD of rank ``rank``: ``x_{t+1} = A x_t + c``, fitted by centring the snapshot
    matrices ``X`` and ``Y`` on their own means, so a translation of the observables (a
    non-zero fixed point) adds no eigenvalue at 1; the rank never exceeds the number of
-   singular values of ``X`` above the Gavish-Donoho noise threshold (and ``svd_rtol``);
+   singular values of ``X`` above the Gavish-Donoho noise threshold (and ``svd_rtol``),
+   except that a seed whose thresholded fit has fewer than the ``n_modes`` compared modes
+   is refitted with the smallest larger rank (up to ``rank``) that has them, so that under
+   noise one seed does not reduce every seed's comparison to its single best mode;
 4. eigenvalues are ranked by their residual (residual DMD: how well the data follow
    ``lambda`` on the fitted subspace); an eigenvalue within ``product_tol`` of a product
    of two better-resolved ones is dropped as non-principal; one eigenvalue per conjugate
@@ -122,6 +125,10 @@ class PrincipalSpectrum:
         Number of modes before the largest relative jump of the residuals (at most
         ``max_modes``; see :func:`_suggested_modes`): this seed's own estimate of how
         many modes are principal.
+    rank : int
+        The DMD rank of the fit.
+    raised_rank : bool
+        Whether the rank was raised above the noise threshold to find ``min_modes`` modes.
     """
 
     eigenvalues: np.ndarray
@@ -129,6 +136,8 @@ class PrincipalSpectrum:
     all_eigenvalues: np.ndarray
     all_residuals: np.ndarray
     suggested_modes: int
+    rank: int
+    raised_rank: bool
 
     def modes(self, n: int) -> NDArray[np.complex128]:
         """The ``n`` best-resolved principal modes (fewer if fewer were found)."""
@@ -198,10 +207,17 @@ def principal_spectrum(
     n_components: int | None = None,
     product_tol: float | None = None,
     max_modes: int | None = None,
+    min_modes: int = 1,
 ) -> PrincipalSpectrum:
-    """Principal Koopman modes of one seed's trajectories ``[M, T, D]`` (see the module docs)."""
+    """Principal Koopman modes of one seed's trajectories ``[M, T, D]`` (see the module docs).
+
+    The DMD rank is ``rank`` or the number of singular values above the noise threshold,
+    whichever is smaller, raised (up to ``rank`` and the numerical rank, ``svd_rtol``)
+    until at least ``min_modes`` candidate modes are found; ``raised_rank`` says when.
+    """
     product_tol = VERDICT_DEFAULTS["product_tol"] if product_tol is None else float(product_tol)
     max_modes = VERDICT_DEFAULTS["max_modes"] if max_modes is None else check_int(max_modes, "max_modes", 1)
+    min_modes = check_int(min_modes, "min_modes", 1)
     data, _ = _as_trajectories(trajectories)
     if n_components is not None:
         data, _, _ = pca_project(data, min(n_components, data.shape[-1], data.shape[0] * data.shape[1]))
@@ -211,9 +227,34 @@ def principal_spectrum(
     sv = np.linalg.svd(x, compute_uv=False)
     if not (sv.size and sv[0] > 0):
         raise ParameterError("the trajectories do not move (the centred snapshot matrix is zero)")
-    supported = int(np.count_nonzero(sv > max(VERDICT_DEFAULTS["svd_rtol"] * sv[0], _noise_threshold(sv, x.shape))))
-    supported = max(supported, 1)
-    spectrum = dmd(x, y, rank=min(rank, supported), keep_modes=False)
+    numerical = int(np.count_nonzero(sv > VERDICT_DEFAULTS["svd_rtol"] * sv[0]))
+    supported = int(np.count_nonzero(sv > _noise_threshold(sv, x.shape)))
+    fit_rank = max(1, min(rank, numerical, supported))
+    while True:
+        lam, res, kept = _candidate_modes(x, y, fit_rank, product_tol)
+        if len(kept) >= min_modes or fit_rank >= min(rank, numerical):
+            break
+        fit_rank += 1
+    eig = lam[kept].copy()
+    eig.imag = np.abs(eig.imag)
+    kept_res = res[kept]
+    return PrincipalSpectrum(
+        eigenvalues=eig,
+        residuals=kept_res,
+        all_eigenvalues=lam,
+        all_residuals=res,
+        suggested_modes=_suggested_modes(kept_res, max_modes),
+        rank=fit_rank,
+        raised_rank=fit_rank > min(rank, numerical, supported),
+    )
+
+
+def _candidate_modes(
+    x: NDArray[np.float64], y: NDArray[np.float64], rank: int, product_tol: float
+) -> tuple[NDArray[np.complex128], NDArray[np.float64], list[int]]:
+    """Eigenvalues and residuals of a rank-``rank`` DMD, and the indices of its candidate
+    principal modes by ascending residual (products and negative-imaginary conjugates dropped)."""
+    spectrum = dmd(x, y, rank=rank, keep_modes=False)
     lam, res = spectrum.eigenvalues, spectrum.residuals
     order = np.argsort(res, kind="stable")
     kept: list[int] = []
@@ -229,16 +270,7 @@ def principal_spectrum(
                 continue
         kept.append(int(i))
         accepted.extend([v, np.conj(v)] if abs(v.imag) > 1e-12 * max(1.0, abs(v)) else [v])
-    eig = lam[kept].copy()
-    eig.imag = np.abs(eig.imag)
-    kept_res = res[kept]
-    return PrincipalSpectrum(
-        eigenvalues=eig,
-        residuals=kept_res,
-        all_eigenvalues=lam,
-        all_residuals=res,
-        suggested_modes=_suggested_modes(kept_res, max_modes),
-    )
+    return lam, res, kept
 
 
 # ---------------------------------------------------------------------------
@@ -522,6 +554,14 @@ def compare_runs(
     if settings["n_modes"] is None:
         settings["n_modes"] = max(VERDICT_DEFAULTS["min_modes"], int(np.median([s.suggested_modes for s in spectra])))
     k = settings["n_modes"]
+    try:
+        spectra = [
+            principal_spectrum(r, n_delays=settings["n_delays"], rank=settings["rank"], min_modes=k) if s.eigenvalues.size < k else s
+            for r, s in zip(runs_a + runs_b, spectra)
+        ]
+    except ValueError as exc:
+        raise ParameterError(f"fitting the principal spectra: {exc}") from None
+    settings["raised_rank"] = sum(s.raised_rank for s in spectra)
     available = min(s.eigenvalues.size for s in spectra)
     if available < k:
         k = settings["n_modes"] = max(1, available)
