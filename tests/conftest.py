@@ -233,3 +233,15 @@ def tiny_built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BuiltWorkfl
     before = results_state(built.dir)
     yield built
     assert results_state(built.dir) == before, "a test changed the shared tiny build"
+
+
+#: Real MNIST as it lies beside the checkout (the data stage's source).
+SHARED_MNIST = ROOT.parent / "shared/data/mnist.npz"
+
+
+@pytest.fixture(scope="session")
+def prepared_mnist(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Real MNIST as the data stage writes it (checked against MNIST's hashes, sealed)."""
+    from equivdyn.data import mnist
+
+    return mnist.prepare(SHARED_MNIST, tmp_path_factory.mktemp("mnist") / "mnist.npz")

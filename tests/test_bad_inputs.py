@@ -29,13 +29,15 @@ import h5py
 import numpy as np
 import pytest
 
-from equivdyn._io import content_key
+from equivdyn._io import content_key, read_json_result, seal_json
 from equivdyn.cli import main
 from equivdyn.data.mnist import DATASET_KEY
 from equivdyn.stages import STAGE_VERSIONS, compare, fit, train
 
+from .conftest import SHARED_MNIST
+
 EXE = str(Path(sys.executable).with_name("equivdyn"))
-MNIST = Path(__file__).resolve().parents[2] / "shared/data/mnist.npz"
+MNIST = SHARED_MNIST
 METHODS = ("omd", "ogd", "bm")
 
 
@@ -63,10 +65,11 @@ class Valid:
     fit_specs: dict[str, dict[str, Any]]
     compare_spec: dict[str, Any]
     comparison: Path
+    mnist: Path
 
 
 @pytest.fixture(scope="module")
-def valid(tmp_path_factory: pytest.TempPathFactory) -> Valid:
+def valid(tmp_path_factory: pytest.TempPathFactory, prepared_mnist: Path) -> Valid:
     root = tmp_path_factory.mktemp("valid")
     traj, spec, fit_specs = {}, {}, {}
     for m in METHODS:
@@ -88,7 +91,7 @@ def valid(tmp_path_factory: pytest.TempPathFactory) -> Valid:
     )
     comparison = root / "compare.json"
     compare(compare_spec, {**spec, "traj:omd": traj["omd"], "traj:ogd": traj["ogd"]}, comparison)
-    return Valid(traj, spec, fit_specs, compare_spec, comparison)
+    return Valid(traj, spec, fit_specs, compare_spec, comparison, prepared_mnist)
 
 
 # ----------------------------------------------------------------------------- bad files
@@ -127,13 +130,21 @@ def make_bad(kind: str, directory: Path, suffix: str, good: Path, other: Path | 
         dest.write_bytes(other.read_bytes())
     elif kind == "no-header":
         _plain_hdf5(dest)
-    elif kind == "wrong-json":
-        dest.write_text(json.dumps({"spectra": {"omd": [[0.9, 0.0]]}, "keys": {}}), encoding="utf-8")
+    elif kind == "wrong-json":  # sealed, as a writer with a bug would
+        dest.write_text(json.dumps(seal_json({"spectra": {"omd": [[0.9, 0.0]]}, "keys": {}})), encoding="utf-8")
     elif kind == "other-experiment":
-        result = json.loads(good.read_text(encoding="utf-8"))
+        result = read_json_result(good)
         result["spec"]["experiment"] = "e4"
         result["key"] = content_key(result["spec"])
+        dest.write_text(json.dumps(seal_json(result)), encoding="utf-8")
+    elif kind == "edited-json":  # one number changed by hand, the checksum kept
+        result = json.loads(good.read_text(encoding="utf-8"))
+        result["pairs"]["omd|ogd"]["distance"] += 0.5
         dest.write_text(json.dumps(result), encoding="utf-8")
+    elif kind == "unsealed-json":  # a valid result without its checksum (an older equivdyn)
+        dest.write_text(json.dumps(read_json_result(good)), encoding="utf-8")
+    elif kind == "nested-json":
+        dest.write_text("[" * 100000 + "]" * 100000, encoding="utf-8")
     elif kind == "missing":
         pass
     else:  # pragma: no cover - a typo in the table below
@@ -170,6 +181,9 @@ PROBLEMS: dict[str, dict[str, str]] = {
         "no-header": r"not valid JSON",
         "wrong-json": r"not a comparison",
         "other-experiment": r"comparison of experiment 'e4'; this figure needs one of 'e1'",
+        "edited-json": r"checksum mismatch \(the content was changed after it was written\)",
+        "unsealed-json": r"no 'sha256' checksum field",
+        "nested-json": r"JSON nested deeper than 64 levels",
         "missing": r"does not exist",
     },
 }
@@ -260,9 +274,9 @@ SLOTS: dict[str, Slot] = {
     "data-mnist": Slot("data", "npz", ".npz", lambda v: MNIST, lambda v: v.traj["omd"],
                        lambda v, bad, out: ["data", "mnist", "--source", str(bad), "--out", str(out)],
                        lambda out: [out]),
-    "train-e2": Slot("train", "npz", ".npz", lambda v: MNIST, lambda v: v.traj["omd"],
+    "train-e2": Slot("train", "npz", ".npz", lambda v: v.mnist, lambda v: v.traj["omd"],
                      _train_argv(E2_SPEC, "mnist"), lambda out: [out]),
-    "train-e3": Slot("train", "npz", ".npz", lambda v: MNIST, lambda v: v.traj["omd"],
+    "train-e3": Slot("train", "npz", ".npz", lambda v: v.mnist, lambda v: v.traj["omd"],
                      _train_argv(E3_SPEC, "data"), lambda out: [out]),
 }
 
@@ -368,7 +382,7 @@ def test_console_script_reports_a_bad_file_without_traceback(valid: Valid, tmp_p
 
 DIVERGING = {
     # SGD at lr 1e6 overflows the output weights within a few steps.
-    "e2": ({**E2_SPEC, "params": {**E2_SPEC["params"], "lr": 1e6}}, {"mnist": MNIST}),
+    "e2": ({**E2_SPEC, "params": {**E2_SPEC["params"], "lr": 1e6}}, {"mnist": "prepared MNIST"}),
     # Decoupled weight decay multiplies every weight by 1 - lr * weight_decay = -99 per step.
     "e4": (_spec("train", "e4", {"setup": "grokking", "lr": 100.0, "p": 13, "d_model": 16, "n_heads": 2,
                                  "d_head": 8, "d_mlp": 32, "n_inits": 3, "n_steps": 30}), {}),
@@ -377,9 +391,10 @@ DIVERGING = {
 
 @pytest.mark.parametrize("experiment", sorted(DIVERGING))
 def test_diverging_training_is_reported_and_writes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                                           experiment: str) -> None:
+                                                           experiment: str, prepared_mnist: Path) -> None:
     # E1 cannot diverge: every method is projected onto (or bisects within) a bounded box.
     spec, inputs = DIVERGING[experiment]
+    inputs = {name: prepared_mnist for name in inputs}
     out = tmp_path / "out" / "train.h5"
     argv = ["train", "--spec", json.dumps(spec), *(a for n, p in inputs.items() for a in ("--input", f"{n}={p}")),
             "--out", str(out)]

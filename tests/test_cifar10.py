@@ -294,7 +294,7 @@ def test_prepare_synthetic_and_load(tmp_path: Path) -> None:
     assert prepare("synthetic", out) == out
     assert leftovers(tmp_path) == []
     with zipfile.ZipFile(out) as npz:
-        names = ("x_train", "y_train", "x_test", "y_test", "synthetic")
+        names = ("x_train", "y_train", "x_test", "y_test", "synthetic", "sha256")
         assert sorted(npz.namelist()) == sorted(f"{n}.npy" for n in names)
     arrays = load(out)
     assert arrays["synthetic"] is True
@@ -325,12 +325,12 @@ def test_load_refuses_bad_files(tmp_path: Path) -> None:
     }
     for case, (change, message) in cases.items():
         path = tmp_path / f"{case}.npz"
-        np.savez(path, **{**good, **change})
+        _common.write_npz(path, {**good, **change})
         with pytest.raises(InvalidFileError, match=message) as info:
             load(path)
         assert str(path) in str(info.value)
     path = tmp_path / "missing.npz"
-    np.savez(path, **{k: v for k, v in good.items() if k != "synthetic"})
+    _common.write_npz(path, {k: v for k, v in good.items() if k != "synthetic"})
     with pytest.raises(InvalidFileError, match="missing array.*synthetic"):
         load(path)
 

@@ -17,7 +17,6 @@ import torch
 from equivdyn.errors import InvalidFileError, ParameterError
 from equivdyn.experiments import e2
 
-MNIST = Path(__file__).resolve().parents[2] / "shared/data/mnist.npz"
 
 TINY: dict[str, Any] = {"width": 5, "n_inits": 3, "n_steps": 10, "batch_size": 60}
 
@@ -223,8 +222,8 @@ def test_simulate_names_a_bad_input_file(tmp_path: Path) -> None:
 # ----------------------------------------------------------------------------- real MNIST
 
 
-def test_real_mnist_short_run_learns() -> None:
-    traj = e2.simulate({"width": 10, "n_inits": 2, "n_steps": 100}, {"mnist": MNIST})
+def test_real_mnist_short_run_learns(prepared_mnist: Path) -> None:
+    traj = e2.simulate({"width": 10, "n_inits": 2, "n_steps": 100}, {"mnist": prepared_mnist})
     loss = traj.metrics["train_loss"]
     assert loss.shape == (2, 100)
     assert loss[:, :10].mean() > loss[:, -10:].mean() + 0.5

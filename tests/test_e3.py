@@ -19,7 +19,6 @@ from equivdyn.errors import ParameterError
 from equivdyn.experiments import e3
 from equivdyn.models import build_model, final_layer
 
-MNIST = Path(__file__).resolve().parents[2] / "shared/data/mnist.npz"
 
 TINY: dict[str, Any] = {"model": "lenet", "n_inits": 3, "batch_size": 20, "n_epochs": 2, "lr": 0.05}
 
@@ -48,11 +47,6 @@ def same_bits(a: e3.Trajectory, b: e3.Trajectory) -> bool:
 @pytest.fixture(scope="module")
 def cifar_npz(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return cifar10.prepare("synthetic", tmp_path_factory.mktemp("cifar") / "cifar10-synthetic.npz")
-
-
-@pytest.fixture(scope="module")
-def mnist_npz(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return mnist.prepare(MNIST, tmp_path_factory.mktemp("mnist") / "mnist.npz")
 
 
 # ----------------------------------------------------------------------------- records
@@ -199,11 +193,11 @@ def test_augmentation_crops_the_padded_image_and_flips() -> None:
 # ----------------------------------------------------------------------------- real data
 
 
-def test_lenet_loss_falls_on_real_mnist(mnist_npz: Path) -> None:
+def test_lenet_loss_falls_on_real_mnist(prepared_mnist: Path) -> None:
     traj = e3.simulate(
         {"model": "lenet", "n_inits": 2, "batch_size": 20, "n_epochs": 3, "train_subset": 300, "test_subset": 200,
          "lr": 0.05},
-        {"data": mnist_npz},
+        {"data": prepared_mnist},
     )  # fmt: skip
     loss = traj.metrics["train_loss"]
     assert loss.shape == (2, 45)
@@ -220,15 +214,15 @@ def test_resnet_runs_on_synthetic_cifar(cifar_npz: Path) -> None:
     assert traj.metric_steps["test_accuracy"].tolist() == [2]
 
 
-def test_data_must_fit_the_model(cifar_npz: Path, mnist_npz: Path) -> None:
+def test_data_must_fit_the_model(cifar_npz: Path, prepared_mnist: Path) -> None:
     with pytest.raises(ParameterError, match="model: 'lenet' takes MNIST"):
         e3.simulate({"model": "lenet"}, {"data": cifar_npz})
     with pytest.raises(ParameterError, match="model: 'resnet20' takes CIFAR-10"):
-        e3.simulate({"model": "resnet20"}, {"data": mnist_npz})
+        e3.simulate({"model": "resnet20"}, {"data": prepared_mnist})
     with pytest.raises(ParameterError, match="model"):
         e3.train(synthetic_images((3, 32, 32)), TINY)
     with pytest.raises(ParameterError, match="inputs"):
-        e3.simulate({}, {"mnist": mnist_npz})
+        e3.simulate({}, {"mnist": prepared_mnist})
 
 
 # ----------------------------------------------------------------------------- parameters
@@ -271,7 +265,7 @@ def test_check_params_fills_defaults() -> None:
 # ----------------------------------------------------------------------------- stages
 
 
-def test_train_fit_and_distances_stages(tmp_path: Path, mnist_npz: Path) -> None:
+def test_train_fit_and_distances_stages(tmp_path: Path, prepared_mnist: Path) -> None:
     from equivdyn._io import content_key
     from equivdyn.stages import STAGE_VERSIONS, TRAINERS, distances, fit, train
     from equivdyn.store import read_spectra, read_trajectory
@@ -288,7 +282,7 @@ def test_train_fit_and_distances_stages(tmp_path: Path, mnist_npz: Path) -> None
             "inputs": {"data": mnist.DATASET_KEY},
         }
         traj_path = tmp_path / f"traj{seed}.h5"
-        train(spec, {"data": mnist_npz}, traj_path)
+        train(spec, {"data": prepared_mnist}, traj_path)
         traj = read_trajectory(traj_path)
         assert traj.key == content_key(spec) and traj.metric_steps["test_accuracy"].tolist() == [6, 12]
         fit_spec = {

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from equivdyn import content_key
+from equivdyn._io import write_json_atomic
 from equivdyn.data import cifar10
 from equivdyn.data.mnist import DATASET_KEY as MNIST_KEY
 from equivdyn.errors import EquivdynError
@@ -135,8 +136,8 @@ def _distances(path: Path, network: str, seeds: list[int], n_windows: int, lengt
     # LeNet's windows differ (p = 0.002); its epochs and ResNet-20 have no verdicts (files
     # written before the verdicts, or with one seed): the figures say so.
     verdicts = {f"window_00|window_{n_windows - 1:02d}": _verdict(0.002, 5)} if network == "lenet" else {}
-    path.write_text(json.dumps({"key": content_key(spec), "spec": spec,
-                                "groups": {"window": windows, "epoch": epochs}, "verdicts": verdicts}))
+    write_json_atomic(path, {"key": content_key(spec), "spec": spec,
+                             "groups": {"window": windows, "epoch": epochs}, "verdicts": verdicts})
 
 
 @pytest.fixture
@@ -204,6 +205,6 @@ def test_inputs_that_do_not_fit_are_named(e3_inputs: dict[str, Path], tmp_path: 
     with pytest.raises(EquivdynError, match="distances_lenet"):
         plot("fig4", without, tmp_path / "x")
     not_distances = tmp_path / "not.json"
-    not_distances.write_text(json.dumps({"key": "0" * 16}))
+    write_json_atomic(not_distances, {"key": "0" * 16})
     with pytest.raises(EquivdynError, match="not a distances file"):
         plot("fig4", {**e3_inputs, "distances_lenet": not_distances}, tmp_path / "x")

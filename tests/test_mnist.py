@@ -26,6 +26,7 @@ import pytest
 
 from equivdyn._io import content_key
 from equivdyn.data import mnist
+from equivdyn.data._common import NPZ_DIGEST, write_npz
 from equivdyn.data.mnist import (
     DATASET_KEY,
     FILES,
@@ -321,11 +322,35 @@ def test_load_source_missing(tmp_path: Path, synthetic_dir: Path) -> None:
 )
 def test_npz_content_errors(tmp_path: Path, changes: dict[str, Any], message: str) -> None:
     path = tmp_path / "synthetic-bad.npz"
-    np.savez(path, **small_synthetic(seed=6, **changes))
-    for reader in (load_source, load):
+    arrays = small_synthetic(seed=6, **changes)
+    np.savez(path, **arrays)
+    # a prepared file also holds a checksum entry; the content checks come first
+    prepared = tmp_path / "prepared-bad.npz"
+    np.savez(prepared, **arrays, **{NPZ_DIGEST: np.array("0" * 64)})
+    for reader, p in ((load_source, path), (load, prepared)):
         with pytest.raises(InvalidFileError, match=message) as info:
-            reader(path)
-        assert str(path) in str(info.value)
+            reader(p)
+        assert str(p) in str(info.value)
+
+
+def test_prepared_npz_verifies_its_checksum(tmp_path: Path, real_arrays: dict[str, np.ndarray]) -> None:
+    out = tmp_path / "prepared.npz"
+    write_npz(out, real_arrays)
+    assert all(np.array_equal(load(out)[n], real_arrays[n]) for n in NAMES)
+    assert all(np.array_equal(load_source(out)[n], real_arrays[n]) for n in NAMES)  # a source ignores the entry
+    with np.load(out) as npz:
+        arrays = {name: npz[name] for name in npz.files}
+    arrays["y_test"] = arrays["y_test"].copy()
+    arrays["y_test"][0] ^= 1  # one changed label, the stored checksum kept
+    edited = tmp_path / "edited.npz"
+    np.savez(edited, **arrays)
+    with pytest.raises(InvalidFileError, match="checksum mismatch") as info:
+        load(edited)
+    assert str(edited) in str(info.value)
+    unsealed = tmp_path / "unsealed.npz"
+    np.savez(unsealed, **real_arrays)
+    with pytest.raises(InvalidFileError, match="no checksum entry 'sha256'.*verify --remove"):
+        load(unsealed)
 
 
 def test_npz_unreadable(tmp_path: Path) -> None:
@@ -388,8 +413,8 @@ def test_prepare_real_mnist(
     assert str(MNIST_NPZ) in caplog.text
     assert out.is_file() and leftovers(out.parent) == []
     assert not (tmp_path / "unused").exists()
-    with zipfile.ZipFile(out) as archive:  # uncompressed, only the four arrays
-        assert sorted(archive.namelist()) == sorted(f"{name}.npy" for name in NAMES)
+    with zipfile.ZipFile(out) as archive:  # uncompressed, only the four arrays and their checksum
+        assert sorted(archive.namelist()) == sorted(f"{name}.npy" for name in (*NAMES, NPZ_DIGEST))
         assert all(info.compress_type == zipfile.ZIP_STORED for info in archive.infolist())
     arrays = load(out)
     assert list(arrays) == list(NAMES)

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from equivdyn import Trajectory, read_spectra, read_trajectory, write_trajectory
+from equivdyn._io import read_json_result
 from equivdyn.cli import main
 from equivdyn.errors import EquivdynError, ParameterError
 from equivdyn.stages import STAGE_VERSIONS, compare, distances, fit
@@ -84,7 +85,7 @@ def test_split_cuts_each_file_into_consecutive_pseudo_seeds(tmp_path: Path, one_
     spec = compare_spec(keys_of(one_file_per_setup), [verdict("slow|fast", ["traj:slow"], ["traj:fast"], split=4)], 3)
     out = tmp_path / "compare.json"
     result = compare(spec, one_file_per_setup, out)
-    assert json.loads(out.read_text()) == result
+    assert read_json_result(out) == result
     (name,) = result["verdicts"]
     got = result["verdicts"][name]
     # Four groups of three consecutive initialisations per side, as compare_runs gets them directly.

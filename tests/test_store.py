@@ -17,7 +17,8 @@ import h5py
 import numpy as np
 import pytest
 
-from equivdyn._io import KEY_LENGTH, atomic_path, canonical_json, content_key, write_json_atomic
+from equivdyn import store
+from equivdyn._io import KEY_LENGTH, array_digest, atomic_path, canonical_json, content_key, write_json_atomic
 from equivdyn.errors import InvalidFileError
 from equivdyn.koopman import KoopmanSpectrum
 from equivdyn.store import (
@@ -308,11 +309,25 @@ def test_write_spectra_refuses_nothing(tmp_path: Path) -> None:
 # ----------------------------------------------------------------------------- validation on read
 
 
+def reseal(h5: h5py.File) -> None:
+    """Checksum the datasets an edit added and re-seal the file, as a writer with a bug
+    would: the file verifies, so the structural checks behind the checksums are tested."""
+
+    def visit(_: str, obj: object) -> None:
+        if isinstance(obj, h5py.Dataset) and store.DATASET_DIGEST not in obj.attrs:
+            obj.attrs[store.DATASET_DIGEST] = array_digest(obj[()])
+
+    h5.visititems(visit)
+    store._seal(h5)
+
+
 def _copy_with(tmp_path: Path, src: Path, name: str, edit) -> Path:
+    """A copy of ``src`` edited by ``edit`` and re-sealed (see :func:`reseal`)."""
     dest = tmp_path / name
     dest.write_bytes(src.read_bytes())
     with h5py.File(dest, "a") as h5:
         edit(h5)
+        reseal(h5)
     return dest
 
 
@@ -489,7 +504,7 @@ def test_summarize_trajectory(tmp_path: Path) -> None:
     json.dumps(s)  # JSON-ready
     assert s["file"] == str(path)
     assert s["format"] == "equivdyn.trajectory"
-    assert s["format_version"] == 1
+    assert s["format_version"] == store.FORMAT_VERSION == 2
     assert s["experiment"] == "e1"
     assert s["key"] == "aaaabbbbccccdddd"
     assert s["params"] == traj.params
@@ -513,7 +528,7 @@ def test_summarize_spectrum(tmp_path: Path) -> None:
     s = summarize(path)
     json.dumps(s)
     assert s["format"] == "equivdyn.spectrum"
-    assert s["format_version"] == 1
+    assert s["format_version"] == store.FORMAT_VERSION == 2
     assert s["key"] == "0000111122223333"
     assert s["experiment"] == "e1"
     assert s["inputs"] == ["aaaa", "bbbb"]
@@ -542,6 +557,7 @@ def test_empty_spectrum_is_neither_written_nor_read(tmp_path: Path) -> None:
         for name in ("eigenvalues", "residuals"):
             del h5["spectra/all"][name]
             h5["spectra/all"].create_dataset(name, data=np.zeros(0))
+        reseal(h5)
     with pytest.raises(InvalidFileError, match="eigenvalues") as info:
         summarize(path)
     assert str(path) in str(info.value)
@@ -564,7 +580,7 @@ def test_atomic_path_success_replaces_target(tmp_path: Path) -> None:
         os.umask(old_umask)
     assert target.read_text() == "new"
     assert part_files(tmp_path) == []
-    assert target.stat().st_mode & 0o777 == 0o640
+    assert target.stat().st_mode & 0o777 == 0o440  # read-only, within the umask
 
 
 def test_atomic_path_exception_keeps_previous_content(tmp_path: Path) -> None:
@@ -621,11 +637,12 @@ def test_write_json_atomic(tmp_path: Path) -> None:
     write_json_atomic(path, {"b": [1, 2.5], "a": {"z": None}})
     text = path.read_text()
     assert text.endswith("\n")
-    assert json.loads(text) == {"a": {"z": None}, "b": [1, 2.5]}
+    body = {"a": {"z": None}, "b": [1, 2.5]}
+    assert json.loads(text) == {**body, "sha256": hashlib.sha256(canonical_json(body).encode()).hexdigest()}
     assert text.index('"a"') < text.index('"b"')
     with pytest.raises(ValueError):
         write_json_atomic(path, {"x": float("nan")})
-    assert json.loads(path.read_text()) == {"a": {"z": None}, "b": [1, 2.5]}
+    assert json.loads(path.read_text())["b"] == [1, 2.5]
     assert part_files(tmp_path) == []
 
 

@@ -11,6 +11,7 @@ import pytest
 
 import equivdyn
 from equivdyn import calibration
+from equivdyn._io import read_json_result
 from equivdyn.errors import ParameterError
 from equivdyn.store import Trajectory, write_trajectory
 from equivdyn.verdict import (
@@ -259,7 +260,7 @@ def test_cli_verdict(tmp_path, capsys) -> None:
     assert main(["verdict", *files["a"], "--vs", *files["b"], "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "NOT CONJUGATE" in printed
-    assert json.loads(out.read_text())["summary"] == printed.strip()
+    assert read_json_result(out)["summary"] == printed.strip()
     assert main(["verdict", files["a"][0], "--vs", *files["b"]]) == 2
     assert "at least 2 seeds" in capsys.readouterr().err
 

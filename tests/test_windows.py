@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from equivdyn import Trajectory, read_spectra, wasserstein, write_trajectory
+from equivdyn._io import read_json_result
 from equivdyn.cli import main
 from equivdyn.errors import EquivdynError, ParameterError
 from equivdyn.stages import STAGE_VERSIONS, distances, fit, segment_names
@@ -159,7 +160,7 @@ def test_distance_matrices_have_the_known_structure(tmp_path: Path, two_seeds: d
     out = tmp_path / "distances.json"
     spec = distances_spec(two_seeds, ["window", "epoch"])
     result = distances(spec, two_seeds, out)
-    assert json.loads(out.read_text()) == result
+    assert read_json_result(out) == result
     assert result["spec"] == spec and set(result["groups"]) == {"window", "epoch"}
     across = wasserstein(EIG1, EIG2)
     window = result["groups"]["window"]
@@ -224,7 +225,7 @@ def test_cli_distances(tmp_path: Path, two_seeds: dict[str, Path]) -> None:
     for name, path in two_seeds.items():
         args += ["--input", f"{name}={path}"]
     assert main(args) == 0
-    assert json.loads(out.read_text()) == distances(spec, two_seeds, tmp_path / "direct.json")
+    assert read_json_result(out) == distances(spec, two_seeds, tmp_path / "direct.json")
     bad = tmp_path / "bad.json"
     only_one = ["--input", f"seed0={two_seeds['seed0']}"]
     assert main(["distances", "--spec", json.dumps(spec), *only_one, "--out", str(bad)]) == 2

@@ -11,6 +11,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from .errors import EquivdynError, InvalidFileError
+
 #: Length (hex digits) of the content keys used in result paths.
 KEY_LENGTH = 16
 
@@ -27,9 +29,67 @@ def canonical_json(obj: Any) -> str:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
 
 
+def record_digest(record: Any) -> str:
+    """SHA-256 (hex) of the canonical JSON of ``record``."""
+    return hashlib.sha256(canonical_json(record).encode("ascii")).hexdigest()
+
+
 def content_key(record: Any) -> str:
     """Short SHA-256 of the canonical JSON of ``record`` (the content address of a result)."""
-    return hashlib.sha256(canonical_json(record).encode("ascii")).hexdigest()[:KEY_LENGTH]
+    return record_digest(record)[:KEY_LENGTH]
+
+
+def array_digest(array: Any) -> str:
+    """SHA-256 (hex) of an array's dtype, shape and bytes (C order): equal digests, equal arrays."""
+    import numpy as np
+
+    arr = np.ascontiguousarray(array)
+    digest = hashlib.sha256(f"{arr.dtype.str}|{arr.shape}|".encode("ascii"))
+    digest.update(memoryview(arr).cast("B") if arr.size else b"")
+    return digest.hexdigest()
+
+
+#: Name of the field that holds a JSON result's digest (see :func:`write_json_atomic`).
+JSON_DIGEST_FIELD = "sha256"
+
+#: JSON deeper than this is refused before it is used (a result is at most a few levels deep).
+MAX_JSON_DEPTH = 64
+
+
+def json_depth_ok(obj: Any, limit: int = MAX_JSON_DEPTH) -> bool:
+    """Whether parsed JSON ``obj`` nests at most ``limit`` levels (checked without recursion)."""
+    stack = [(obj, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (dict, list)):
+            if depth > limit:
+                return False
+            stack.extend((v, depth + 1) for v in (item.values() if isinstance(item, dict) else item))
+    return True
+
+
+def seal_json(obj: dict[str, Any]) -> dict[str, Any]:
+    """``obj`` plus the SHA-256 of its canonical JSON under :data:`JSON_DIGEST_FIELD`."""
+    if JSON_DIGEST_FIELD in obj:
+        raise ValueError(f"a JSON result may not have its own {JSON_DIGEST_FIELD!r} field")
+    return {**obj, JSON_DIGEST_FIELD: record_digest(obj)}
+
+
+def unseal_json(obj: Any) -> tuple[dict[str, Any] | None, str]:
+    """The JSON result without its digest field, or ``None`` and why it does not verify."""
+    if not isinstance(obj, dict):
+        return None, "not a JSON object"
+    stored = obj.get(JSON_DIGEST_FIELD)
+    if not isinstance(stored, str):
+        return None, f"no {JSON_DIGEST_FIELD!r} checksum field (written by an older equivdyn, or not a result)"
+    body = {k: v for k, v in obj.items() if k != JSON_DIGEST_FIELD}
+    try:
+        actual = record_digest(body)
+    except ValueError as exc:
+        return None, f"cannot be checked: {exc}"
+    if actual != stored:
+        return None, f"checksum mismatch (the content was changed after it was written): stored {stored[:16]}..., content {actual[:16]}..."
+    return body, ""
 
 
 @contextlib.contextmanager
@@ -39,21 +99,25 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     The temporary name starts with ``.`` and ends with ``.part`` so that no workflow
     pattern matches it.  A crash or an exception inside the block removes the
     temporary file and leaves any previous ``path`` untouched, so a reader never
-    sees a half-written result.
+    sees a half-written result.  An ``OSError`` while writing (e.g. a full disk) becomes
+    an :class:`~equivdyn.errors.EquivdynError` naming ``path``.  The result is read-only.
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
     os.close(fd)
     tmp = Path(tmp_name)
-    # mkstemp creates the file private (0600); give the result the usual permissions.
     umask = os.umask(0)
     os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
     try:
-        yield tmp
-        with open(tmp, "rb+") as handle:
-            os.fsync(handle.fileno())
+        try:
+            yield tmp
+            with open(tmp, "rb+") as handle:
+                os.fsync(handle.fileno())
+        except OSError as exc:  # disk full, quota, I/O error: one line naming the file
+            raise EquivdynError(f"{target}: writing failed ({exc.strerror or exc}); nothing was written") from None
+        # A result is never changed in place (a rerun replaces it): read-only for everyone.
+        os.chmod(tmp, 0o444 & ~umask)
         os.replace(tmp, target)
     finally:
         if tmp.exists():
@@ -66,6 +130,39 @@ def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
         tmp.write_text(text, encoding="utf-8")
 
 
-def write_json_atomic(path: str | os.PathLike[str], obj: Any) -> None:
-    """Write ``obj`` as indented JSON to ``path`` atomically."""
-    write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=True, allow_nan=False) + "\n")
+def write_json_atomic(path: str | os.PathLike[str], obj: dict[str, Any]) -> None:
+    """Write the JSON object ``obj``, sealed with its digest (:func:`seal_json`), to ``path`` atomically.
+
+    :func:`read_json_result` checks the digest when it reads the file.
+    """
+    write_text_atomic(path, json.dumps(seal_json(obj), indent=2, sort_keys=True, allow_nan=False) + "\n")
+
+
+def read_json_result(path: str | Path) -> dict[str, Any]:
+    """Read a JSON result file and check its digest (see :func:`write_json_atomic`);
+    any problem raises :class:`InvalidFileError` naming the file."""
+    p = Path(path)
+    if not p.exists():
+        raise InvalidFileError(p, "file does not exist")
+    if p.is_dir():
+        raise InvalidFileError(p, "is a directory, not a JSON file")
+    try:
+        data = p.read_bytes()
+    except OSError as exc:
+        raise InvalidFileError(p, f"cannot read: {exc.strerror or exc}") from None
+    if not data:
+        raise InvalidFileError(p, "file is empty (an interrupted write?)")
+    try:
+        parsed = json.loads(data.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise InvalidFileError(p, "not valid JSON: the file is not UTF-8 text (a binary file?)") from None
+    except json.JSONDecodeError as exc:
+        raise InvalidFileError(p, f"not valid JSON (truncated or not a result?): {exc}") from None
+    except RecursionError:
+        raise InvalidFileError(p, f"JSON nested deeper than {MAX_JSON_DEPTH} levels (not a result)") from None
+    if not json_depth_ok(parsed):
+        raise InvalidFileError(p, f"JSON nested deeper than {MAX_JSON_DEPTH} levels (not a result)")
+    body, problem = unseal_json(parsed)
+    if body is None:
+        raise InvalidFileError(p, problem)
+    return body

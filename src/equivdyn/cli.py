@@ -18,10 +18,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ._io import content_key, write_text_atomic
-from .errors import EquivdynError, ParameterError
+from ._io import MAX_JSON_DEPTH, content_key, json_depth_ok, write_json_atomic, write_text_atomic
+from .errors import EquivdynError, InvalidFileError, ParameterError
 
 log = logging.getLogger("equivdyn")
+
+#: Subcommands the workflow's jobs run (their damaged inputs are results to remove).
+_STAGES = ("train", "fit", "compare", "distances", "plot")
+#: Subcommands whose results come from NumPy/SciPy linear algebra (pinned to one BLAS thread).
+_NUMERICAL = ("fit", "compare", "distances", "plot", "verdict")
 
 
 def _loads(text: str, option: str) -> Any:
@@ -35,9 +40,14 @@ def _loads(text: str, option: str) -> Any:
         return value if math.isfinite(value) else refuse(token)
 
     try:
-        return json.loads(text, parse_constant=refuse, parse_float=parse_float)
+        value = json.loads(text, parse_constant=refuse, parse_float=parse_float)
     except json.JSONDecodeError as exc:
         raise ParameterError(f"{option} is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise ParameterError(f"{option} is nested deeper than {MAX_JSON_DEPTH} levels") from None
+    if not json_depth_ok(value):
+        raise ParameterError(f"{option} is nested deeper than {MAX_JSON_DEPTH} levels")
+    return value
 
 
 def _spec(text: str) -> dict[str, Any]:
@@ -103,7 +113,7 @@ def cmd_verdict(args: argparse.Namespace) -> None:
         [str(p) for p in args.a], [str(p) for p in args.vs], alpha=args.alpha, seed=args.seed, observable=args.observable
     )
     if args.out is not None:
-        write_text_atomic(args.out, verdict.to_json() + "\n")
+        write_json_atomic(args.out, verdict.to_dict())
     print(verdict.summary())
 
 
@@ -119,6 +129,20 @@ def cmd_index(args: argparse.Namespace) -> None:
             "\t".join([content_key(spec), spec["stage"], spec["experiment"], path, json.dumps(spec, sort_keys=True)])
         )
     write_text_atomic(args.out, "\n".join(lines) + "\n")
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from .integrity import verify
+
+    checked, damaged = verify(args.paths, remove=args.remove)
+    for f in damaged:
+        where = f"{f.path} (a link to the cache entry {f.target})" if f.target is not None else str(f.path)
+        print(f"DAMAGED {where}: {f.problem}" + (" [removed]" if args.remove else ""), file=sys.stderr)
+    print(f"verified {checked} file(s): {len(damaged)} damaged" + (", removed" if args.remove and damaged else ""))
+    if damaged and not args.remove:
+        print("run `equivdyn verify --remove` on them, then rerun snakemake to rebuild them", file=sys.stderr)
+        return 1
+    return 0
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
@@ -232,6 +256,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, type=Path)
     p.set_defaults(func=cmd_index)
 
+    p = sub.add_parser(
+        "verify", help="check the checksums of every result (HDF5, JSON, prepared .npz); report or remove damaged ones"
+    )
+    p.add_argument("paths", nargs="*", type=Path, default=[Path("results")], help="files or folders (default: results)")
+    p.add_argument("--remove", action="store_true", help="delete damaged results (and the cache entries they link to)")
+    p.set_defaults(func=cmd_verify)
+
     p = sub.add_parser("inspect", help="validate equivdyn HDF5 files and summarise them")
     p.add_argument("files", nargs="+", type=Path)
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
@@ -247,9 +278,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     try:
-        status = args.func(args)
+        if args.command in _NUMERICAL:
+            from threadpoolctl import threadpool_limits
+
+            # One BLAS thread, as in the workflow: a result's bits must not depend on the
+            # machine's thread count or on whether the command was run by hand.
+            with threadpool_limits(limits=1, user_api="blas"):
+                status = args.func(args)
+        else:
+            status = args.func(args)
     except EquivdynError as exc:
-        print(f"equivdyn {args.command}: error: {exc}", file=sys.stderr)
+        hint = ""
+        if isinstance(exc, InvalidFileError) and args.command in _STAGES and "does not exist" not in exc.problem:
+            hint = f" (if it is a damaged result: `equivdyn verify --remove {exc.path}`, then rerun)"
+        print(f"equivdyn {args.command}: error: {exc}{hint}", file=sys.stderr)
         return 2
     return int(status or 0)
 

@@ -19,17 +19,27 @@ Spectrum file (one per fit; one or more named spectra inside, e.g. one per windo
     /spectra/<name>/modes            complex128 [n_features, k]   (optional)
                     attrs: params (JSON), n_snapshots
 
-Every write is atomic (temporary file, then rename).  Every read validates the file
-and raises :class:`~equivdyn.errors.InvalidFileError` naming the file and the problem,
-never a bare h5py exception.
+Integrity: every dataset carries the SHA-256 of its dtype, shape and bytes in its
+``sha256`` attribute, and the root attribute ``digest`` is the SHA-256 of every
+attribute of every object in the file (the datasets' ``sha256`` included), so a changed
+byte anywhere, or an added, removed or renamed dataset, is detected.  Every read checks
+the root digest before anything else and each dataset's digest when it reads it; a
+dataset is read only if its declared size is below the read limit
+(:func:`max_read_bytes`) and the file really stores its bytes.
+
+Every write is atomic (temporary file, then rename) and leaves the file read-only.
+Every read validates the file and raises :class:`~equivdyn.errors.InvalidFileError`
+naming the file, the dataset and the problem, never a bare h5py exception.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
+import io
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -38,15 +48,26 @@ from typing import Any
 import h5py
 import numpy as np
 
-from ._io import atomic_path, canonical_json
-from .errors import InvalidFileError
+from ._io import array_digest, atomic_path, canonical_json, record_digest
+from .errors import InvalidFileError, ParameterError
 from .koopman import KoopmanSpectrum
 
 FORMAT_TRAJECTORY = "equivdyn.trajectory"
 FORMAT_SPECTRUM = "equivdyn.spectrum"
 FORMATS = (FORMAT_TRAJECTORY, FORMAT_SPECTRUM)
 #: Version of the on-disk layout; bumped whenever a reader of the old layout would misread.
-FORMAT_VERSION = 1
+#: Version 2 added the checksums (``sha256`` on every dataset, ``digest`` on the root).
+FORMAT_VERSION = 2
+
+#: Attribute of every dataset: SHA-256 of its dtype, shape and bytes.
+DATASET_DIGEST = "sha256"
+#: Root attribute: SHA-256 of every attribute in the file (see :func:`_attributes`).
+FILE_DIGEST = "digest"
+#: Environment variable that sets the largest dataset (in bytes) a read accepts.
+MAX_READ_ENV = "EQUIVDYN_MAX_READ_BYTES"
+#: Deflate cannot compress better than about 1032:1; a compressed dataset that claims
+#: more is damaged or was never written.
+_MAX_DEFLATE_RATIO = 1100
 
 _STEPS_SUFFIX = "_steps"
 _COMPRESSION = {"compression": "gzip", "compression_opts": 4, "shuffle": True}
@@ -129,10 +150,20 @@ def _provenance(fmt: str, experiment: str, key: str, params: Mapping[str, Any]) 
     }
 
 
+def _check_increasing(steps: np.ndarray, name: str) -> None:
+    if steps.ndim != 1 or steps.size == 0:
+        raise ValueError(f"{name} must be a non-empty 1-D array, got shape {steps.shape}")
+    if not np.issubdtype(steps.dtype, np.integer):
+        raise ValueError(f"{name} must hold integer steps, got dtype {steps.dtype}")
+    bad = np.flatnonzero(np.diff(steps) <= 0)
+    if bad.size:
+        i = int(bad[0])
+        raise ValueError(f"{name} must be strictly increasing, but entry {i + 1} ({steps[i + 1]}) follows {steps[i]}")
+
+
 def _check_trajectory(traj: Trajectory) -> None:
     steps = np.asarray(traj.steps)
-    if steps.ndim != 1 or steps.size == 0:
-        raise ValueError(f"steps must be a non-empty 1-D array, got shape {steps.shape}")
+    _check_increasing(steps, "steps")
     if not traj.observables:
         raise ValueError("a trajectory needs at least one observable block")
     n_init = None
@@ -153,6 +184,8 @@ def _check_trajectory(traj: Trajectory) -> None:
         if name.endswith(_STEPS_SUFFIX):
             raise ValueError(f"metric name {name!r} may not end in {_STEPS_SUFFIX!r}")
         own_steps = traj.metric_steps.get(name, steps)
+        if name in traj.metric_steps:
+            _check_increasing(np.asarray(own_steps), f"steps of metric {name!r}")
         if arr.ndim != 2 or arr.shape != (n_init, np.asarray(own_steps).size):
             raise ValueError(
                 f"metric {name!r} must be [M, T] = [{n_init}, {np.asarray(own_steps).size}], "
@@ -163,22 +196,81 @@ def _check_trajectory(traj: Trajectory) -> None:
         raise ValueError(f"metric_steps given for unknown metrics {sorted(unknown)}")
 
 
+def _create(group: h5py.Group, name: str, data: np.ndarray, **options: Any) -> None:
+    """Create dataset ``name`` holding ``data`` and its checksum."""
+    ds = group.create_dataset(name, data=data, **options)
+    ds.attrs[DATASET_DIGEST] = array_digest(data)
+
+
+def _plain(value: Any) -> Any:
+    """An HDF5 attribute value as JSON-ready data."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="surrogateescape")
+    if isinstance(value, np.ndarray):
+        return [_plain(v) for v in value.tolist()] if value.dtype.kind != "S" else [v.decode() for v in value.tolist()]
+    if isinstance(value, (np.integer, np.bool_)):
+        return int(value)
+    if isinstance(value, np.floating):
+        return repr(float(value))  # NaN has no JSON spelling; repr is exact
+    if isinstance(value, float):
+        return repr(value)
+    return value
+
+
+def _attributes(h5: h5py.File) -> dict[str, Any]:
+    """Every attribute of every object, by object path, plus each object's kind and the
+    datasets' shapes and dtypes: what the root digest covers."""
+    found: dict[str, Any] = {"/": {"kind": "group", "attrs": {k: _plain(v) for k, v in h5.attrs.items() if k != FILE_DIGEST}}}
+
+    def visit(name: str, obj: Any) -> None:
+        entry: dict[str, Any] = {"attrs": {k: _plain(v) for k, v in obj.attrs.items()}}
+        if isinstance(obj, h5py.Dataset):
+            entry.update(kind="dataset", shape=list(obj.shape), dtype=obj.dtype.str)
+        else:
+            entry["kind"] = "group"
+        found["/" + name] = entry
+
+    h5.visititems(visit)
+    return found
+
+
+def _seal(h5: h5py.File) -> None:
+    """Store the root digest (call last, after every dataset and attribute is written)."""
+    h5.attrs[FILE_DIGEST] = record_digest(_attributes(h5))
+
+
+@contextlib.contextmanager
+def _hdf5_writer(path: str | os.PathLike[str]) -> Iterator[h5py.File]:
+    """An HDF5 file built in memory, then written to ``path`` atomically by plain file I/O.
+
+    HDF5 handles a failing write (a full disk) badly: errors while flushing on close can
+    crash the process.  Building the file in memory leaves only an ordinary write, whose
+    failure :func:`~equivdyn._io.atomic_path` reports as one error naming the file.
+    """
+    buffer = io.BytesIO()
+    with h5py.File(buffer, "w") as h5:
+        yield h5
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(buffer.getbuffer())
+
+
 def write_trajectory(path: str | os.PathLike[str], traj: Trajectory) -> None:
     """Write ``traj`` to ``path`` atomically (chunked, compressed datasets)."""
-    with atomic_path(path) as tmp, h5py.File(tmp, "w") as h5:
+    with _hdf5_writer(path) as h5:
         h5.attrs.update(_provenance(FORMAT_TRAJECTORY, traj.experiment, traj.key, traj.params))
-        h5.create_dataset("steps", data=np.asarray(traj.steps, dtype=np.int64))
+        _create(h5, "steps", np.asarray(traj.steps, dtype=np.int64))
         obs = h5.create_group("observables")
         for name, arr in traj.observables.items():
             arr = np.asarray(arr)
             # One chunk holds a time slab of one initialisation: reading a run is contiguous.
             chunks = (1, min(arr.shape[1], max(1, 2**16 // max(1, arr.shape[2]))), arr.shape[2])
-            obs.create_dataset(name, data=arr, chunks=chunks, **_COMPRESSION)
+            _create(obs, name, arr, chunks=chunks, **_COMPRESSION)
         met = h5.create_group("metrics")
         for name, arr in traj.metrics.items():
-            met.create_dataset(name, data=np.asarray(arr), chunks=True, **_COMPRESSION)
+            _create(met, name, np.asarray(arr), chunks=True, **_COMPRESSION)
             if name in traj.metric_steps:
-                met.create_dataset(name + _STEPS_SUFFIX, data=np.asarray(traj.metric_steps[name], dtype=np.int64))
+                _create(met, name + _STEPS_SUFFIX, np.asarray(traj.metric_steps[name], dtype=np.int64))
+        _seal(h5)
 
 
 def write_spectra(
@@ -196,19 +288,20 @@ def write_spectra(
     empty = [name for name, spec in spectra.items() if np.asarray(spec.eigenvalues).size == 0]
     if empty:
         raise ValueError(f"spectra {empty} hold no eigenvalue")
-    with atomic_path(path) as tmp, h5py.File(tmp, "w") as h5:
+    with _hdf5_writer(path) as h5:
         h5.attrs.update(_provenance(FORMAT_SPECTRUM, experiment, key, params))
         h5.attrs["inputs"] = canonical_json(list(inputs))
         group = h5.create_group("spectra")
         for name, spec in spectra.items():
             g = group.create_group(name)
-            g.create_dataset("eigenvalues", data=np.asarray(spec.eigenvalues, dtype=np.complex128))
-            g.create_dataset("singular_values", data=np.asarray(spec.singular_values, dtype=np.float64))
-            g.create_dataset("residuals", data=np.asarray(spec.residuals, dtype=np.float64))
+            _create(g, "eigenvalues", np.asarray(spec.eigenvalues, dtype=np.complex128))
+            _create(g, "singular_values", np.asarray(spec.singular_values, dtype=np.float64))
+            _create(g, "residuals", np.asarray(spec.residuals, dtype=np.float64))
             if spec.modes is not None:
-                g.create_dataset("modes", data=np.asarray(spec.modes, dtype=np.complex128), **_COMPRESSION)
+                _create(g, "modes", np.asarray(spec.modes, dtype=np.complex128), **_COMPRESSION)
             g.attrs["params"] = canonical_json(spec.params)
             g.attrs["n_snapshots"] = int(spec.n_snapshots)
+        _seal(h5)
 
 
 # ----------------------------------------------------------------------------- reading
@@ -255,19 +348,87 @@ def _check_header(h5: h5py.File, path: Path, expected: str | None) -> str:
     if not isinstance(version, (int, np.integer)) or isinstance(version, bool):
         raise InvalidFileError(path, f"attribute 'format_version' is not an integer: {version!r}")
     if int(version) != FORMAT_VERSION:
+        hint = " (written before files carried checksums; `equivdyn verify --remove` deletes it so the workflow rebuilds it)" if int(version) < FORMAT_VERSION else ""
         raise InvalidFileError(
-            path, f"format_version {int(version)} is not supported (this equivdyn reads {FORMAT_VERSION})"
+            path, f"format_version {int(version)} is not supported (this equivdyn reads {FORMAT_VERSION}){hint}"
         )
     return str(fmt)
 
 
-def _dataset(h5: h5py.File | h5py.Group, path: Path, name: str) -> np.ndarray:
-    if name not in h5 or not isinstance(h5[name], h5py.Dataset):
-        raise InvalidFileError(path, f"missing dataset {h5.name.rstrip('/')}/{name}")
+def max_read_bytes() -> int:
+    """Largest dataset a read accepts, in bytes: ``$EQUIVDYN_MAX_READ_BYTES``, else half the
+    machine's physical memory (a file that declares more is refused before it is read)."""
+    raw = os.environ.get(MAX_READ_ENV)
+    if raw is not None:
+        try:
+            value = int(raw)
+        except ValueError:
+            value = 0
+        if value <= 0:
+            raise ParameterError(f"{MAX_READ_ENV} must be a positive number of bytes, got {raw!r}")
+        return value
     try:
-        return h5[name][()]
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 2
+    except (ValueError, OSError):  # pragma: no cover - systems without sysconf
+        return 8 * 2**30
+
+
+def _gb(n: int) -> str:
+    return f"{n / 2**30:.3g} GiB" if n >= 2**30 else f"{n / 2**20:.3g} MiB"
+
+
+def _check_digest(h5: h5py.File, path: Path) -> None:
+    """Check the root digest: every attribute, dataset name, shape and dtype as written."""
+    stored = h5.attrs.get(FILE_DIGEST)
+    if isinstance(stored, bytes):
+        stored = stored.decode()
+    if not isinstance(stored, str):
+        raise InvalidFileError(path, f"missing checksum attribute {FILE_DIGEST!r} on /")
+    if record_digest(_attributes(h5)) != stored:
+        raise InvalidFileError(
+            path, "checksum mismatch in the file's attributes or structure (an attribute, a dataset's name, "
+            "shape or checksum was changed after the file was written)"
+        )
+
+
+def _checked_dataset(h5: h5py.File | h5py.Group, path: Path, name: str) -> h5py.Dataset:
+    """Dataset ``name`` of ``h5`` after the checks that need no data: it exists, its declared
+    size is within :func:`max_read_bytes`, and the file stores (compressed) bytes for it."""
+    where = f"{h5.name.rstrip('/')}/{name}"
+    if name not in h5 or not isinstance(h5[name], h5py.Dataset):
+        raise InvalidFileError(path, f"missing dataset {where}")
+    ds = h5[name]
+    nbytes = int(np.prod(ds.shape, dtype=np.float64) * ds.dtype.itemsize)
+    limit = max_read_bytes()
+    if nbytes > limit:
+        raise InvalidFileError(
+            path, f"dataset {where} declares {ds.shape} {ds.dtype} = {_gb(nbytes)}, more than the read limit "
+            f"{_gb(limit)} (set {MAX_READ_ENV} to read larger datasets)"
+        )
+    stored = ds.id.get_storage_size()
+    least = nbytes if not ds.compression else nbytes // _MAX_DEFLATE_RATIO
+    if stored < least:
+        raise InvalidFileError(
+            path, f"dataset {where} declares {ds.shape} {ds.dtype} = {_gb(nbytes)} but the file stores only "
+            f"{stored} bytes of it (damaged, or never written)"
+        )
+    return ds
+
+
+def _dataset(h5: h5py.File | h5py.Group, path: Path, name: str) -> np.ndarray:
+    ds = _checked_dataset(h5, path, name)
+    where = f"{h5.name.rstrip('/')}/{name}"
+    try:
+        data = ds[()]
     except (OSError, RuntimeError, KeyError) as exc:
-        raise InvalidFileError(path, f"dataset {h5.name.rstrip('/')}/{name} is unreadable: {exc}") from None
+        raise InvalidFileError(path, f"dataset {where} is unreadable: {exc}") from None
+    stored = ds.attrs.get(DATASET_DIGEST)
+    if isinstance(stored, bytes):
+        stored = stored.decode()
+    if stored != array_digest(data):
+        problem = "has no checksum" if stored is None else "checksum mismatch (its bytes were changed after it was written)"
+        raise InvalidFileError(path, f"dataset {where}: {problem}")
+    return data
 
 
 def _group(h5: h5py.File | h5py.Group, path: Path, name: str) -> h5py.Group:
@@ -299,6 +460,7 @@ def read_trajectory(path: str | os.PathLike[str], *, observables: bool = True) -
     with _open(p) as h5:
         try:
             _check_header(h5, p, FORMAT_TRAJECTORY)
+            _check_digest(h5, p)
             experiment = str(_attr(h5, p, "experiment"))
             key = str(_attr(h5, p, "key"))
             params = _attr_json(h5, p, "params")
@@ -310,8 +472,8 @@ def read_trajectory(path: str | os.PathLike[str], *, observables: bool = True) -
             else:
                 blocks = {}
                 for name in obs_group:
-                    ds = obs_group[name]
-                    if not isinstance(ds, h5py.Dataset) or ds.ndim != 3 or 0 in ds.shape:
+                    ds = _checked_dataset(obs_group, p, name)
+                    if ds.ndim != 3 or 0 in ds.shape:
                         raise InvalidFileError(p, f"observable {name!r} is not a non-empty [M, T, D] dataset")
                     blocks[name] = np.broadcast_to(ds[0:1, 0:1, :], ds.shape)
             metrics, metric_steps = _read_metrics(h5, p)
@@ -338,6 +500,7 @@ def read_spectra(path: str | os.PathLike[str]) -> SpectrumFile:
     with _open(p) as h5:
         try:
             _check_header(h5, p, FORMAT_SPECTRUM)
+            _check_digest(h5, p)
             group = _group(h5, p, "spectra")
             if len(group) == 0:
                 raise InvalidFileError(p, "group /spectra holds no spectrum")

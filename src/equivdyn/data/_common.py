@@ -23,7 +23,7 @@ from typing import Any, BinaryIO, ClassVar
 
 import numpy as np
 
-from .._io import atomic_path
+from .._io import array_digest, atomic_path, record_digest
 from ..errors import EquivdynError, InvalidFileError, ParameterError
 
 #: Bytes read at a time from a download or a file being hashed.
@@ -135,10 +135,20 @@ def file_digest(path: Path, algorithm: str) -> str:
 # ----------------------------------------------------------------------------- .npz files
 
 
+#: Entry of a prepared ``.npz`` holding the digest of its arrays (see :func:`write_npz`).
+NPZ_DIGEST = "sha256"
+
+
+def _npz_digest(arrays: Mapping[str, np.ndarray]) -> str:
+    return record_digest({name: array_digest(arr) for name, arr in arrays.items()})
+
+
 def load_npz(
-    path: Path, names: Sequence[str], check: Callable[[Path, str, np.ndarray], None]
+    path: Path, names: Sequence[str], check: Callable[[Path, str, np.ndarray], None], *, sealed: bool = False
 ) -> dict[str, np.ndarray]:
     """Read the arrays ``names`` of an ``.npz`` file (no pickles), each passed to ``check``.
+
+    ``sealed``: the file is one :func:`write_npz` wrote, and its digest must match.
 
     Raises
     ------
@@ -151,9 +161,14 @@ def load_npz(
     # Open the file here, so that it is closed whatever np.load raises.
     try:
         with open(path, "rb") as handle:
-            return _read_npz(path, handle, names, check)
+            arrays = _read_npz(path, handle, (*names, NPZ_DIGEST) if sealed else names, check)
     except OSError as exc:
         raise InvalidFileError(path, f"cannot read: {exc.strerror or exc}") from exc
+    if sealed:
+        stored = str(arrays.pop(NPZ_DIGEST))
+        if stored != _npz_digest(arrays):
+            raise InvalidFileError(path, "checksum mismatch (its arrays were changed after it was written)")
+    return arrays
 
 
 def _read_npz(
@@ -177,6 +192,11 @@ def _read_npz(
     arrays: dict[str, np.ndarray] = {}
     with loaded:
         missing = [name for name in names if name not in loaded.files]
+        if missing == [NPZ_DIGEST]:
+            raise InvalidFileError(
+                path, f"has no checksum entry {NPZ_DIGEST!r} (prepared by an older equivdyn?); "
+                "`equivdyn verify --remove` deletes it so that the workflow prepares it again"
+            )
         if missing:
             raise InvalidFileError(
                 path, f"missing array(s) {', '.join(missing)}; the file holds {sorted(loaded.files)}"
@@ -190,16 +210,20 @@ def _read_npz(
                 else:
                     problem = f"cannot read array {name} (truncated or corrupt?): {type(exc).__name__}: {exc}"
                 raise InvalidFileError(path, problem) from exc
-            check(path, name, array)
+            if name != NPZ_DIGEST:
+                check(path, name, array)
+            elif array.dtype.kind != "U" or array.ndim != 0:
+                raise InvalidFileError(path, f"entry {NPZ_DIGEST} is not a checksum (dtype {array.dtype}, shape {array.shape})")
             arrays[name] = array
     return arrays
 
 
 def write_npz(out: Path, arrays: Mapping[str, np.ndarray]) -> None:
-    """Write the arrays, in order, as an uncompressed ``.npz``, atomically, under exactly ``out``."""
+    """Write the arrays, in order, plus their digest (entry :data:`NPZ_DIGEST`), as an
+    uncompressed ``.npz``, atomically, under exactly ``out``."""
     with atomic_path(out) as tmp, open(tmp, "wb") as handle:
         # Through a handle: np.savez would append ".npz" to the temporary name.
-        np.savez(handle, **arrays)
+        np.savez(handle, **arrays, **{NPZ_DIGEST: np.array(_npz_digest(arrays))})
 
 
 # ----------------------------------------------------------------------------- download

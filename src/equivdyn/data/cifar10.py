@@ -637,7 +637,7 @@ def load(path: str | os.PathLike[str]) -> dict[str, Any]:
         is missing or has the wrong dtype or shape.
     """
     path = _common.as_path(path, "CIFAR-10 file")
-    arrays: dict[str, Any] = _common.load_npz(path, (*NAMES, "synthetic"), _check_array)
+    arrays: dict[str, Any] = _common.load_npz(path, (*NAMES, "synthetic"), _check_array, sealed=True)
     arrays["synthetic"] = bool(arrays["synthetic"])
     for split in ("train", "test"):
         n_images, n_labels = len(arrays[f"x_{split}"]), len(arrays[f"y_{split}"])

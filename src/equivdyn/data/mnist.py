@@ -486,8 +486,9 @@ def prepare(
 def load(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
     """Read the ``.npz`` that :func:`prepare` wrote, checking dtype and shape only.
 
-    The content is not hashed again: :func:`prepare` verified it, and the file's path
-    holds :data:`DATASET_KEY`.
+    The content is not checked against MNIST's published hashes again (:func:`prepare`
+    did, and the file's path holds :data:`DATASET_KEY`), but against the digest
+    :func:`prepare` stored in the file.
 
     Parameters
     ----------
@@ -502,10 +503,10 @@ def load(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
     Raises
     ------
     InvalidFileError
-        The file is missing, unreadable, truncated, holds pickled objects, or an array
-        is missing or has the wrong dtype or shape.
+        The file is missing, unreadable, truncated, holds pickled objects, an array
+        is missing or has the wrong dtype or shape, or the digest does not match.
     """
-    return _load_npz(_as_path(path, "MNIST file"))
+    return _common.load_npz(_as_path(path, "MNIST file"), NAMES, _check_array, sealed=True)
 
 
 __all__ = [

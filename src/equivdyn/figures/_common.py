@@ -14,7 +14,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from .._io import atomic_path, content_key, write_json_atomic  # noqa: E402
+from .._io import atomic_path, content_key, read_json_result, write_json_atomic  # noqa: E402
 from ..errors import InvalidFileError  # noqa: E402
 
 plt.rcParams.update({"figure.dpi": 100, "savefig.dpi": 150, "font.size": 9, "axes.titlesize": 9})
@@ -27,27 +27,6 @@ def save(fig: plt.Figure, numbers: dict[str, Any], prefix: Path) -> None:
             fig.savefig(tmp, format=ext, bbox_inches="tight", metadata=None if ext == "png" else {"CreationDate": None})
     plt.close(fig)
     write_json_atomic(prefix.with_name(prefix.name + ".json"), numbers)
-
-
-def read_json_result(path: str | Path) -> Any:
-    """Read a JSON result file; any problem raises :class:`InvalidFileError` naming the file."""
-    p = Path(path)
-    if not p.exists():
-        raise InvalidFileError(p, "file does not exist")
-    if p.is_dir():
-        raise InvalidFileError(p, "is a directory, not a JSON file")
-    try:
-        data = p.read_bytes()
-    except OSError as exc:
-        raise InvalidFileError(p, f"cannot read: {exc.strerror or exc}") from None
-    if not data:
-        raise InvalidFileError(p, "file is empty (an interrupted write?)")
-    try:
-        return json.loads(data.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise InvalidFileError(p, "not valid JSON: the file is not UTF-8 text (a binary file?)") from None
-    except json.JSONDecodeError as exc:
-        raise InvalidFileError(p, f"not valid JSON (truncated or not a result?): {exc}") from None
 
 
 def read_comparison(path: str | Path, experiment: str) -> dict[str, Any]:
