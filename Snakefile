@@ -24,6 +24,14 @@ include: "rules/conjugacy.smk"
 include: "rules/figures.smk"
 
 
+onsuccess:
+    protect_cache_entries()
+
+
+onerror:
+    protect_cache_entries()
+
+
 rule all:
     default_target: True
     input:

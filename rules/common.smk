@@ -5,8 +5,10 @@
 # reverting it points the workflow back at results that already exist.
 
 import json
+import os
 import shlex
 from itertools import combinations
+from pathlib import Path
 
 from equivdyn import content_key
 from equivdyn.data import cifar10
@@ -604,3 +606,23 @@ FIGURES = {
     "figS_cnn_epochs": figure_files("figS_cnn_epochs"),
 }
 INDEX = "results/index.tsv"
+
+
+def protect_cache_entries():
+    """Make the between-workflow cache entries that results/ links to read-only.
+
+    Snakemake stores cache entries writable by everyone (0666); one write would then
+    change every checkout's result.  Run when a workflow run ends (Snakefile's
+    onsuccess/onerror), so entries are read-only (0444) like every other result.
+    """
+    root = os.environ.get("SNAKEMAKE_OUTPUT_CACHE")
+    if not root or not Path("results").is_dir():
+        return
+    cache = Path(root).resolve()
+    for dirpath, _, filenames in os.walk("results"):
+        for name in filenames:
+            link = Path(dirpath) / name
+            if link.is_symlink():
+                target = link.resolve()
+                if target.parent == cache and target.is_file():
+                    target.chmod(0o444)

@@ -23,6 +23,7 @@ import json
 import os
 import random
 import re
+import shutil
 import signal
 import subprocess
 import time
@@ -48,8 +49,10 @@ from .conftest import (
     run_snakemake,
     snakemake_exe,
     tiny_config,
+    venv_exe,
     write_tiny_config,
 )
+from .test_integrity import flip_byte
 
 pytestmark = pytest.mark.slow
 
@@ -394,6 +397,44 @@ def test_second_checkout_builds_every_figure_from_the_cache(tiny_built: BuiltWor
         for ext in ("pdf", "png", "json"):
             assert (second / f"results/figures/{figure}.{ext}").stat().st_size > 0
     inspect_results(second)
+
+
+def test_cache_entries_are_read_only(tiny_built: BuiltWorkflow) -> None:
+    entries = [p for p in tiny_built.cache.iterdir() if p.is_file()]
+    assert entries
+    for entry in entries:
+        assert entry.stat().st_mode & 0o777 == 0o444, entry
+
+
+def test_a_damaged_cache_entry_is_never_served(tiny_built: BuiltWorkflow, tmp_path: Path) -> None:
+    """The probe: a damaged cache entry was linked into a second checkout and its wrong
+    numbers shown without an error, again after the result was deleted and rebuilt."""
+    cache = tmp_path / "cache"
+    shutil.copytree(tiny_built.cache, cache, symlinks=True)
+    env = {**tiny_built.env(), "SNAKEMAKE_OUTPUT_CACHE": str(cache)}
+    omd = json.loads((tiny_built.dir / "results/figures/fig2_omd_ogd_bm.json").read_text())["keys"]["traj_omd"]
+    entry = Path(os.readlink(tiny_built.dir / f"results/train/e1/{omd}.h5"))
+    damaged = cache / entry.name
+    flip_byte(damaged, "observables/state", 100)
+    second = copy_workflow(tmp_path / "second")
+    proc = run_snakemake(second, "fig2", "--cache", "--configfile", TINY, env=env, check=False)
+    assert proc.returncode != 0
+    logs = "".join(p.read_text() for p in (second / "logs").rglob("*.log"))
+    link = f"results/train/e1/{omd}.h5"
+    assert re.search(rf"{re.escape(link)}: .*(checksum mismatch|is unreadable)", logs), logs
+    assert f"`equivdyn verify --remove {link}`; it links to the cache entry {damaged}, which it removes too" in logs
+    assert not (second / "results/figures/fig2_omd_ogd_bm.json").exists()
+    verify = subprocess.run([venv_exe("equivdyn"), "verify", "--remove"], cwd=second, capture_output=True, text=True)
+    assert verify.returncode == 0, verify.stderr
+    assert f"DAMAGED {link} (a link to the cache entry {damaged})" in verify.stderr
+    assert not damaged.exists()
+    run_snakemake(second, "fig2", "--cache", "--configfile", TINY, env=env)
+    assert (cache / entry.name).is_file()  # recomputed and stored again, intact
+    assert (second / link).is_symlink()
+    assert read_trajectory(second / link).observables["state"].tobytes() == read_trajectory(
+        tiny_built.dir / link).observables["state"].tobytes()
+    fig2 = "results/figures/fig2_omd_ogd_bm.json"
+    assert (second / fig2).read_bytes() == (tiny_built.dir / fig2).read_bytes()
 
 
 # ---------------------------------------------------------------- crashes

@@ -290,7 +290,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except EquivdynError as exc:
         hint = ""
         if isinstance(exc, InvalidFileError) and args.command in _STAGES and "does not exist" not in exc.problem:
-            hint = f" (if it is a damaged result: `equivdyn verify --remove {exc.path}`, then rerun)"
+            link = Path(exc.path)
+            entry = f"; it links to the cache entry {link.resolve()}, which it removes too" if link.is_symlink() else ""
+            hint = f" (if it is a damaged result: `equivdyn verify --remove {exc.path}`{entry}, then rerun)"
         print(f"equivdyn {args.command}: error: {exc}{hint}", file=sys.stderr)
         return 2
     return int(status or 0)

@@ -475,7 +475,11 @@ def read_trajectory(path: str | os.PathLike[str], *, observables: bool = True) -
                     ds = _checked_dataset(obs_group, p, name)
                     if ds.ndim != 3 or 0 in ds.shape:
                         raise InvalidFileError(p, f"observable {name!r} is not a non-empty [M, T, D] dataset")
-                    blocks[name] = np.broadcast_to(ds[0:1, 0:1, :], ds.shape)
+                    try:
+                        first = ds[0:1, 0:1, :]
+                    except (OSError, RuntimeError) as exc:
+                        raise InvalidFileError(p, f"dataset {ds.name} is unreadable: {exc}") from None
+                    blocks[name] = np.broadcast_to(first, ds.shape)
             metrics, metric_steps = _read_metrics(h5, p)
         except (OSError, RuntimeError, KeyError) as exc:  # low-level HDF5 failures inside a damaged file
             raise InvalidFileError(p, f"corrupt HDF5 content: {exc}") from None
