@@ -171,6 +171,25 @@ MNIST = f"results/data/mnist/{MNIST_KEY}.npz"
 PLAN[MNIST_KEY] = (MNIST, MNIST_SPEC)
 
 
+def check_data_path(field):
+    """Refuse a data path Snakemake would misread: braces are wildcards in its file names."""
+    path = config["data"][field]
+    if path is not None and ("{" in path or "}" in path):
+        raise ValueError(
+            f"data.{field}={path!r}: a path with '{{' or '}}' cannot be an input (Snakemake "
+            "reads braces as wildcards); rename the file or folder, or link it under another name"
+        )
+
+
+def source_option(path):
+    """`--source=PATH` of a data job ('=' so that a path starting with '-' is no option)."""
+    return "" if path is None else f"--source={shlex.quote(path)}"
+
+
+for _field in ("mnist", "cifar10"):
+    check_data_path(_field)
+
+
 # ---------------------------------------------------------------- E1: OMD, OGD, BM
 E1_METHODS = ["omd", "ogd", "bm"]
 E1_PAIRS = [["omd", "ogd"], ["ogd", "bm"], ["omd", "bm"]]
@@ -444,9 +463,8 @@ def cifar10_source(wildcards):
 
 
 def cifar10_source_option(wildcards):
-    """Params function: `--source ...` of the CIFAR-10 data job, if config names one."""
-    source = config["data"]["cifar10"]
-    return "" if source is None else f"--source {shlex.quote(source)}"
+    """Params function: `--source=...` of the CIFAR-10 data job, if config names one."""
+    return source_option(config["data"]["cifar10"])
 
 
 def e3_name(network, seed):

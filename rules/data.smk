@@ -17,9 +17,7 @@ rule data_mnist:
     resources:
         mem_mb=1000,
     params:
-        source=lambda wildcards, input: (
-            f"--source {shlex.quote(input.source)}" if input.source else ""
-        ),
+        source=lambda wildcards, input: source_option(input.source or None),
     shell:
         "equivdyn data mnist {params.source} --out {output.npz:q} > {log:q} 2>&1"
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from equivdyn.data.mnist import DATASET_KEY as MNIST_KEY
 from equivdyn.store import read_trajectory, summarize
 
 from .conftest import (
@@ -180,9 +181,25 @@ def test_missing_mnist_file_is_named(workflow_dir: Path) -> None:
     assert not (workflow_dir / "results").exists()
 
 
+def test_a_data_path_starting_with_a_dash_is_read(workflow_dir: Path) -> None:
+    # The probe: such a path passed validation and then broke the data job's command line.
+    (workflow_dir / "-mnist.npz").symlink_to(workflow_dir.parent / "shared/data/mnist.npz")
+    name = write_tiny_config(workflow_dir, "dash.yaml", {"data.mnist": "-mnist.npz"})
+    prepared = f"results/data/mnist/{MNIST_KEY}.npz"
+    run_snakemake(workflow_dir, prepared, "--configfile", name)
+    assert "reading the configured copy -mnist.npz" in (workflow_dir / "logs/data/mnist.log").read_text()
+    assert (workflow_dir / prepared).is_file()
+
+
 @pytest.mark.parametrize(
     ("override", "field"),
-    [({"e1.train.loss": "cosine"}, "['e1']['train']['loss']"), ({"e2.reference_width": 64}, "e2.reference_width=64")],
+    [
+        ({"e1.train.loss": "cosine"}, "['e1']['train']['loss']"),
+        ({"e2.reference_width": 64}, "e2.reference_width=64"),
+        # The probe: braces gave a Snakemake wildcard error that did not name the field.
+        ({"data.mnist": "data/{mnist}.npz"}, "data.mnist='data/{mnist}.npz': a path with '{' or '}'"),
+        ({"data.cifar10": "cifar}.tar.gz"}, "data.cifar10='cifar}.tar.gz'"),
+    ],
 )
 def test_a_bad_config_in_a_fresh_checkout_creates_no_results(workflow_dir: Path, override: dict, field: str) -> None:
     """The bad configs of test_guarantees.py run on a built workflow; here on a fresh one."""
