@@ -87,6 +87,19 @@ def test_a_flipped_sign_bit_in_a_spectrum_is_refused(tmp_path: Path, dataset: st
     assert str(path) in str(info.value)
 
 
+def test_a_large_dataset_hashed_while_it_is_read_is_checked_too(tmp_path: Path) -> None:
+    # above store._PARALLEL_HASH_BYTES, slices are hashed in a second thread while read
+    data = np.random.default_rng(1).standard_normal((4, 50, 20000))
+    assert data.nbytes > store._PARALLEL_HASH_BYTES
+    path = tmp_path / "big.h5"
+    write_trajectory(path, Trajectory("e1", np.arange(50), {"w": data}, key="0" * 16))
+    assert read_trajectory(path).observables["w"].tobytes() == data.tobytes()
+    with h5py.File(path, "a") as h5:  # one value rewritten through HDF5 (valid chunks), the checksums kept
+        h5["observables/w"][2, 10, 5] += 1e-9
+    with pytest.raises(InvalidFileError, match="dataset /observables/w: checksum mismatch"):
+        read_trajectory(path)
+
+
 def test_an_edited_attribute_or_removed_dataset_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "traj.h5"
     write_trajectory(path, make_trajectory(seed=4))

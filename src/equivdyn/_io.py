@@ -39,12 +39,20 @@ def content_key(record: Any) -> str:
     return record_digest(record)[:KEY_LENGTH]
 
 
+def array_hasher(dtype: Any, shape: tuple[int, ...]) -> Any:
+    """A SHA-256 object primed with ``dtype`` and ``shape``; feed it the array's bytes in C
+    order (whole or in consecutive slices) to get :func:`array_digest`."""
+    import numpy as np
+
+    return hashlib.sha256(f"{np.dtype(dtype).str}|{tuple(shape)}|".encode("ascii"))
+
+
 def array_digest(array: Any) -> str:
     """SHA-256 (hex) of an array's dtype, shape and bytes (C order): equal digests, equal arrays."""
     import numpy as np
 
     arr = np.ascontiguousarray(array)
-    digest = hashlib.sha256(f"{arr.dtype.str}|{arr.shape}|".encode("ascii"))
+    digest = array_hasher(arr.dtype, arr.shape)
     digest.update(memoryview(arr).cast("B") if arr.size else b"")
     return digest.hexdigest()
 

@@ -40,6 +40,7 @@ import io
 import json
 import os
 from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -48,7 +49,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from ._io import array_digest, atomic_path, canonical_json, record_digest
+from ._io import array_digest, array_hasher, atomic_path, canonical_json, record_digest
 from .errors import InvalidFileError, ParameterError
 from .koopman import KoopmanSpectrum
 
@@ -68,6 +69,8 @@ MAX_READ_ENV = "EQUIVDYN_MAX_READ_BYTES"
 #: Deflate cannot compress better than about 1032:1; a compressed dataset that claims
 #: more is damaged or was never written.
 _MAX_DEFLATE_RATIO = 1100
+#: Datasets at least this large are hashed in a second thread while they are read.
+_PARALLEL_HASH_BYTES = 16 * 2**20
 
 _STEPS_SUFFIX = "_steps"
 _COMPRESSION = {"compression": "gzip", "compression_opts": 4, "shuffle": True}
@@ -415,17 +418,36 @@ def _checked_dataset(h5: h5py.File | h5py.Group, path: Path, name: str) -> h5py.
     return ds
 
 
+def _read_and_hash(ds: h5py.Dataset) -> tuple[np.ndarray, str]:
+    """Read ``ds`` and compute :func:`~equivdyn._io.array_digest` of it.
+
+    A large dataset is read one slice of its first axis at a time while a second thread
+    hashes the slices already read (hashlib releases the GIL), so on a machine with two
+    cores verification adds little to the time the read takes.
+    """
+    if ds.ndim == 0 or ds.shape[0] < 2 or ds.size * ds.dtype.itemsize < _PARALLEL_HASH_BYTES:
+        data = ds[()]
+        return data, array_digest(data)
+    data = np.empty(ds.shape, dtype=ds.dtype)
+    hasher = array_hasher(ds.dtype, ds.shape)
+    with ThreadPoolExecutor(max_workers=1) as pool:  # one worker: slices are hashed in order
+        for i in range(ds.shape[0]):
+            ds.read_direct(data, np.s_[i], np.s_[i])
+            pool.submit(hasher.update, memoryview(data[i]).cast("B"))
+    return data, hasher.hexdigest()
+
+
 def _dataset(h5: h5py.File | h5py.Group, path: Path, name: str) -> np.ndarray:
     ds = _checked_dataset(h5, path, name)
     where = f"{h5.name.rstrip('/')}/{name}"
     try:
-        data = ds[()]
+        data, actual = _read_and_hash(ds)
     except (OSError, RuntimeError, KeyError) as exc:
         raise InvalidFileError(path, f"dataset {where} is unreadable: {exc}") from None
     stored = ds.attrs.get(DATASET_DIGEST)
     if isinstance(stored, bytes):
         stored = stored.decode()
-    if stored != array_digest(data):
+    if stored != actual:
         problem = "has no checksum" if stored is None else "checksum mismatch (its bytes were changed after it was written)"
         raise InvalidFileError(path, f"dataset {where}: {problem}")
     return data
