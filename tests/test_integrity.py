@@ -30,6 +30,7 @@ from equivdyn.integrity import verify
 from equivdyn.stages import STAGE_VERSIONS
 from equivdyn.store import Trajectory, write_trajectory
 
+from .conftest import SHARED_MNIST
 from .test_store import make_trajectory, reseal, write_spectrum_file
 
 EXE = str(Path(sys.executable).with_name("equivdyn"))
@@ -338,6 +339,15 @@ def test_a_full_disk_gives_one_line_and_leaves_nothing(full_disk: Path) -> None:
                           timeout=300)
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.strip() == f"equivdyn train: error: {out}: writing failed (No space left on device); nothing was written"
+    assert list(full_disk.iterdir()) == []
+    # the MNIST data stage: once three chained tracebacks
+    out = full_disk / "mnist.npz"
+    proc = subprocess.run([EXE, "data", "mnist", "--source", str(SHARED_MNIST), "--out", str(out)], capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == (
+        f"equivdyn data: error: {out}: writing failed (No space left on device); nothing was written"
+    )
     assert list(full_disk.iterdir()) == []
     # the same for a JSON result and a prepared .npz
     with pytest.raises(Exception, match="No space left on device"):
