@@ -118,6 +118,10 @@ def test_an_edited_attribute_or_removed_dataset_is_refused(tmp_path: Path) -> No
             edit(h5)
         with pytest.raises(InvalidFileError, match="checksum mismatch in the file's attributes or structure"):
             read_trajectory(copy)
+    with h5py.File(copy, "a") as h5:  # an attribute kind no equivdyn writer makes
+        h5.attrs["odd"] = np.array((1, 2.0), dtype=[("a", "i4"), ("b", "f8")])
+    with pytest.raises(InvalidFileError, match="an attribute cannot be checked"):
+        read_trajectory(copy)
 
 
 def test_files_without_checksums_are_refused_with_the_way_out(tmp_path: Path) -> None:

@@ -387,7 +387,11 @@ def _check_digest(h5: h5py.File, path: Path) -> None:
         stored = stored.decode()
     if not isinstance(stored, str):
         raise InvalidFileError(path, f"missing checksum attribute {FILE_DIGEST!r} on /")
-    if record_digest(_attributes(h5)) != stored:
+    try:
+        actual = record_digest(_attributes(h5))
+    except (TypeError, ValueError) as exc:  # an attribute no equivdyn writer makes
+        raise InvalidFileError(path, f"an attribute cannot be checked ({exc}): not a file equivdyn wrote") from None
+    if actual != stored:
         raise InvalidFileError(
             path, "checksum mismatch in the file's attributes or structure (an attribute, a dataset's name, "
             "shape or checksum was changed after the file was written)"
