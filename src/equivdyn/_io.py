@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -100,6 +101,10 @@ def unseal_json(obj: Any) -> tuple[dict[str, Any] | None, str]:
     return body, ""
 
 
+#: Errors of a write that failed for want of room or a working disk.
+_WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.EROFS})
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` only on success.
@@ -123,6 +128,8 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
             with open(tmp, "rb+") as handle:
                 os.fsync(handle.fileno())
         except OSError as exc:  # disk full, quota, I/O error: one line naming the file
+            if exc.errno not in _WRITE_ERRNOS:
+                raise  # not a failed write (e.g. a download's network error): the caller's to handle
             raise EquivdynError(f"{target}: writing failed ({exc.strerror or exc}); nothing was written") from None
         # A result is never changed in place (a rerun replaces it): read-only for everyone.
         os.chmod(tmp, 0o444 & ~umask)
