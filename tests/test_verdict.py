@@ -276,3 +276,29 @@ def test_differences_within_the_tolerance_are_not_called_non_conjugate() -> None
     strict = compare_runs(a, b, tolerance=0.0)
     assert strict.non_conjugate and strict.p_value == strict.p_label
     assert strict.settings["given"] == ["tolerance"]
+
+
+def test_a_spurious_mode_costs_at_most_the_mismatch_cost() -> None:
+    """Spectra of 8 + 8 seeds: side b's slow mode sits 0.006 lower (below the tolerance) and
+    two of its seeds have a spurious second mode near -0.9.  Uncapped, the two far modes
+    push the excess distance above the tolerance; capped, they cost at most the mismatch cost."""
+    rng = np.random.default_rng(12)
+    cap = VERDICT_DEFAULTS["mismatch_cost"]
+    tol = VERDICT_DEFAULTS["tolerance"]
+
+    def spectrum(slow: float, second: complex) -> np.ndarray:
+        return np.array([slow, second]) + 0.002 * (rng.standard_normal(2) + 1j * rng.standard_normal(2))
+
+    a = [spectrum(0.9, 0.6 + 0.2j) for _ in range(8)]
+    b = [spectrum(0.894, -0.9 if s in (2, 5) else 0.6 + 0.2j) for s in range(8)]
+    uncapped = equivdyn.distance_matrix(a + b)
+    capped = equivdyn.distance_matrix(a + b, cap)
+    assert np.all(capped <= uncapped + 1e-15) and capped.max() <= cap
+    stat_far, p_far, _, _ = label_test(uncapped, 8, 8)
+    stat, p, _, _ = label_test(capped, 8, 8)
+    assert p_far < 0.05 and stat_far > tol  # the far modes alone would make the verdict reject
+    assert stat < tol  # capped, what remains is the 0.006 shift, below the resolution
+    assert equivdyn.wasserstein([0.0, 0.5], [0.0, 5.0], cap=0.1) == pytest.approx(0.05)
+    assert equivdyn.wasserstein([0.0, 0.5], [0.0, 5.0]) == pytest.approx(2.25)
+    with pytest.raises(ParameterError, match="cap must be a number > 0"):
+        equivdyn.wasserstein([0.0], [1.0], cap=0.0)

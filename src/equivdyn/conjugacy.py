@@ -22,7 +22,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy.optimize import linear_sum_assignment
 
-from equivdyn.errors import ParameterError, check_int
+from equivdyn.errors import ParameterError, check_int, is_number
 
 __all__ = [
     "PermutationResult",
@@ -138,10 +138,13 @@ def balanced(
 
 
 def _matching_cost(
-    a: NDArray[np.complex128], b: NDArray[np.complex128]
+    a: NDArray[np.complex128], b: NDArray[np.complex128], cap: float | None = None
 ) -> tuple[NDArray[np.intp], NDArray[np.float64]]:
-    """Hungarian matching on validated sets; returns ``cols`` and the matched distances."""
+    """Hungarian matching on validated sets; returns ``cols`` and the matched distances
+    (each at most ``cap`` when given)."""
     cost = np.abs(a[:, np.newaxis] - b[np.newaxis, :])
+    if cap is not None:
+        cost = np.minimum(cost, cap)
     rows, cols = linear_sum_assignment(cost)
     # rows is 0..n-1 in order for a square cost matrix
     return cols.astype(np.intp), cost[rows, cols]
@@ -182,7 +185,7 @@ def optimal_matching(a: ArrayLike, b: ArrayLike) -> tuple[NDArray[np.intp], NDAr
     return _matching_cost(av, bv)
 
 
-def wasserstein(a: ArrayLike, b: ArrayLike) -> float:
+def wasserstein(a: ArrayLike, b: ArrayLike, cap: float | None = None) -> float:
     """1-Wasserstein distance between two eigenvalue sets with uniform weights.
 
     With uniform weights ``1/n`` on each point, the optimal transport plan between
@@ -197,6 +200,10 @@ def wasserstein(a: ArrayLike, b: ArrayLike) -> float:
         First eigenvalue set.
     b : array_like, complex [m] (or real [m], or real [m, 2])
         Second eigenvalue set.
+    cap : float, optional
+        Ground distance ``min(|a_i - b_j|, cap)``: a point farther than ``cap`` from its
+        match costs ``cap``, as if it were left unmatched (a partial matching; the
+        distance stays a metric, bounded by ``cap``).
 
     Returns
     -------
@@ -209,15 +216,18 @@ def wasserstein(a: ArrayLike, b: ArrayLike) -> float:
         On invalid sets, or sizes whose least common multiple exceeds
         :data:`MAX_BALANCED_SIZE`.
     """
+    if cap is not None and not (is_number(cap) and float(cap) > 0.0):
+        raise ParameterError(f"cap must be a number > 0, got {cap!r}")
     av, bv = _pair(a, b, balance=True)
-    return float(np.mean(_matching_cost(av, bv)[1]))
+    return float(np.mean(_matching_cost(av, bv, None if cap is None else float(cap))[1]))
 
 
-def distance_matrix(sets: Sequence[ArrayLike]) -> NDArray[np.float64]:
-    """Symmetric [n, n] matrix of :func:`wasserstein` distances between ``n`` eigenvalue sets (zero diagonal)."""
+def distance_matrix(sets: Sequence[ArrayLike], cap: float | None = None) -> NDArray[np.float64]:
+    """Symmetric [n, n] matrix of :func:`wasserstein` distances (ground distance capped at
+    ``cap`` when given) between ``n`` eigenvalue sets (zero diagonal)."""
     dist = np.zeros((len(sets), len(sets)), dtype=np.float64)
     for i, j in combinations(range(len(sets)), 2):
-        dist[i, j] = dist[j, i] = wasserstein(sets[i], sets[j])
+        dist[i, j] = dist[j, i] = wasserstein(sets[i], sets[j], cap)
     return dist
 
 
