@@ -36,10 +36,7 @@ from __future__ import annotations
 
 import argparse
 import inspect
-import json
 import logging
-import os
-import tempfile
 import time
 from collections.abc import Callable
 from importlib.metadata import version
@@ -50,6 +47,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from equivdyn import calibration, verdict
+from equivdyn._io import read_json_result, write_json_atomic
 
 DELTAS: tuple[float, ...] = (0.01, 0.02, 0.05, 0.1)
 CONJUGATE_FAMILY, SHIFT_FAMILY = "warp_moderate", "shift_warp"
@@ -115,17 +113,28 @@ def equivdyn_scorer(a: Runs, b: Runs, index: int) -> dict[str, float]:
 SCORERS: dict[str, Scorer] = {**{f"dsa_{m}": dsa_scorer(m) for m in DSA_SCORES}, "equivdyn": equivdyn_scorer}
 
 
-def run_cell(family: str, knobs: dict[str, float], n_pairs: int, n_seeds: int, seed: int) -> dict[str, Any]:
-    """Scores, errors and wall times of every method on pairs ``0 .. n_pairs-1`` of one cell."""
+def run_cell(
+    family: str, knobs: dict[str, float], n_pairs: int, n_seeds: int, seed: int, earlier: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Scores, errors and wall times of every method on pairs ``0 .. n_pairs-1`` of one cell.
+
+    With ``earlier`` (the same cell of an earlier run with the same settings), DSA's scores,
+    errors and times are taken from it and only equivdyn is run again.
+    """
+    reused = [] if earlier is None else [name for name in SCORERS if name.startswith("dsa_")]
     scores: list[dict[str, float]] = []
-    errors: list[dict[str, Any]] = []
-    seconds: dict[str, list[float]] = {name: [] for name in SCORERS}
+    errors: list[dict[str, Any]] = [e for e in (earlier or {}).get("errors", []) if e["method"] in reused]
+    seconds: dict[str, list[float]] = {name: list(earlier["seconds"][name]) if name in reused else [] for name in SCORERS}
     for i in range(n_pairs):
         a, b = calibration.generate_pair(
             family, n_seeds=n_seeds, n_inits=N_INITS, n_steps=N_STEPS, seed=seed, index=i, **knobs
         )
         row: dict[str, float] = {}
+        if earlier is not None:
+            row.update({k: v for k, v in earlier["scores"][i].items() if k.startswith("dsa_")})
         for name, scorer in SCORERS.items():
+            if name in reused:
+                continue
             start = time.perf_counter()
             try:
                 values = scorer(a, b, i)
@@ -246,35 +255,38 @@ def table(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def write_json(data: dict[str, Any], path: Path) -> None:
-    """Write ``data`` as JSON atomically (a temporary file in the same folder, then ``os.replace``)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o644)  # mkstemp creates the file private
-        with os.fdopen(fd, "w") as fh:
-            json.dump(data, fh, indent=1, allow_nan=False)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-
-
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--pairs", type=int, default=100, help="pairs per cell (default: %(default)s)")
     parser.add_argument("--seeds", type=int, default=8, help="seeds per side for equivdyn (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the calibration suite (default: %(default)s)")
     parser.add_argument("--out", type=Path, default=None, help="JSON file with every number and the settings")
+    parser.add_argument(
+        "--reuse-dsa",
+        type=Path,
+        default=None,
+        help="JSON of an earlier run with the same settings: take DSA's scores from it and run only equivdyn again",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     import torch
 
     torch.set_num_threads(1)
     run_settings = settings(args)  # imports DSA before any timing
+    cells: dict[str, Any] = {}
+    if args.reuse_dsa is not None:
+        earlier = read_json_result(args.reuse_dsa)
+        for key in ("pairs_per_cell", "seeds_per_side", "seed", "n_inits", "n_steps", "deltas", "dsa"):
+            if earlier["settings"].get(key) != run_settings[key]:
+                raise SystemExit(f"--reuse-dsa {args.reuse_dsa}: its setting {key!r} differs from this run's")
+        cells = earlier["cells"]
+        run_settings["dsa"]["scores_from"] = f"{args.reuse_dsa.name} (an earlier run with the same settings)"
     start = time.perf_counter()
-    conjugate = run_cell(CONJUGATE_FAMILY, {}, args.pairs, args.seeds, args.seed)
-    shifted = {delta: run_cell(SHIFT_FAMILY, {"delta": delta}, args.pairs, args.seeds, args.seed) for delta in DELTAS}
+    conjugate = run_cell(CONJUGATE_FAMILY, {}, args.pairs, args.seeds, args.seed, cells.get("conjugate"))
+    shifted = {
+        delta: run_cell(SHIFT_FAMILY, {"delta": delta}, args.pairs, args.seeds, args.seed, cells.get(f"delta={delta}"))
+        for delta in DELTAS
+    }
     result = {
         "settings": run_settings,
         "summary": summarise(conjugate, shifted),
@@ -283,7 +295,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     }
     print(table(result))
     if args.out is not None:
-        write_json(result, args.out)
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(args.out, result)
     return result
 
 
