@@ -248,7 +248,8 @@ def table(result: dict[str, Any]) -> str:
     lines += [
         "",
         f"equivdyn type-I error on `{s['conjugate_family']}` at alpha={ALPHA}: {fmt_rate(summary['type_i'])}",
-        "Wall time per comparison (mean, one thread, measured in the same run): "
+        "Wall time per comparison (mean, one thread, "
+        + (f"DSA's measured in {s['dsa']['scores_from']}): " if "scores_from" in s["dsa"] else "measured in the same run): ")
         + ", ".join(f"{name} {t[name]:.3f} s" for name in SCORERS),
         f"Failed comparisons: {summary['errors']}",
     ]
