@@ -59,7 +59,7 @@ from tqdm import tqdm
 from ..data import mnist
 from ..errors import ParameterError, check_choice, check_int, is_number
 from ..store import Trajectory
-from ._torch import reproducible
+from ._torch import StackedAdamW, StackedSGD, reproducible
 
 log = logging.getLogger(__name__)
 
@@ -98,9 +98,8 @@ MNIST_TRAIN_SIZE = 60_000
 #: not, since a GEMM's summation order can depend on the thread count.)
 TRAIN_THREADS = 1
 
-# Adam's defaults in torch.optim.Adam; the batched update reproduces its arithmetic.
+# Adam's betas in torch.optim.Adam; the batched update reproduces its arithmetic.
 _ADAM_BETAS = (0.9, 0.999)
-_ADAM_EPS = 1e-8
 # Test images evaluated at once by the batched trainer: bounds the [M, chunk, h] activations.
 _EVAL_CHUNK = 2_500
 
@@ -319,46 +318,8 @@ def ensemble_logits(x: Tensor, w1: Tensor, w2: Tensor, activation: str) -> Tenso
     return torch.bmm(hidden, w2.transpose(1, 2))
 
 
-class _SGD:
-    """Plain SGD on stacked tensors: torch.optim.SGD's arithmetic (no momentum, no decay)."""
-
-    def __init__(self, params: list[Tensor], lr: float) -> None:
-        self.params, self.lr = params, lr
-
-    @torch.no_grad()
-    def step(self, grads: tuple[Tensor, ...]) -> None:
-        for p, g in zip(self.params, grads):
-            p.add_(g, alpha=-self.lr)
-
-
-class _Adam:
-    """Adam on stacked tensors, reproducing torch.optim.Adam's single-tensor arithmetic.
-
-    Every operation is elementwise, so a stacked update equals the members' own updates.
-    """
-
-    def __init__(self, params: list[Tensor], lr: float) -> None:
-        self.params, self.lr = params, lr
-        self.exp_avg = [torch.zeros_like(p) for p in params]
-        self.exp_avg_sq = [torch.zeros_like(p) for p in params]
-        self.t = 0
-
-    @torch.no_grad()
-    def step(self, grads: tuple[Tensor, ...]) -> None:
-        beta1, beta2 = _ADAM_BETAS
-        self.t += 1
-        bias_correction1 = 1 - beta1**self.t
-        bias_correction2_sqrt = (1 - beta2**self.t) ** 0.5
-        step_size = self.lr / bias_correction1
-        for p, g, m, v in zip(self.params, grads, self.exp_avg, self.exp_avg_sq):
-            m.lerp_(g, 1 - beta1)
-            v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
-            denom = (v.sqrt() / bias_correction2_sqrt).add_(_ADAM_EPS)
-            p.addcdiv_(m, denom, value=-step_size)
-
-
-def _make_optimizer(name: str, params: list[Tensor], lr: float) -> _SGD | _Adam:
-    return _SGD(params, lr) if name == "sgd" else _Adam(params, lr)
+def _make_optimizer(name: str, params: list[Tensor], lr: float) -> StackedSGD | StackedAdamW:
+    return StackedSGD(params, lr) if name == "sgd" else StackedAdamW(params, lr, _ADAM_BETAS)
 
 
 @torch.no_grad()

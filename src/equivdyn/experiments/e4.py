@@ -88,7 +88,7 @@ from tqdm import tqdm
 
 from ..errors import ParameterError, check_choice, check_int, is_number
 from ..store import Trajectory
-from ._torch import reproducible
+from ._torch import ADAM_EPS, StackedAdamW, reproducible
 
 log = logging.getLogger(__name__)
 
@@ -150,7 +150,6 @@ METRICS = ("train_loss", "train_accuracy", "test_loss", "test_accuracy", "param_
 #: training job 2 cores.
 TRAIN_THREADS = 2
 
-_ADAM_EPS = 1e-8
 _TORCH_DTYPES = {"float32": torch.float32, "float64": torch.float64}
 _NUMPY_DTYPES = {"float32": np.float32, "float64": np.float64}
 # The fast trainer runs the examples in chunks of _CHUNK_ELEMENTS // M (at least 64), which
@@ -538,34 +537,6 @@ def _chunk_rows(n_members: int) -> int:
     return max(64, min(_MAX_CHUNK_ROWS, _CHUNK_ELEMENTS // n_members))
 
 
-class _AdamW:
-    """AdamW on stacked tensors, reproducing torch.optim.AdamW's single-tensor arithmetic.
-
-    Every operation is elementwise, so a stacked update equals the members' own updates.
-    """
-
-    def __init__(self, params: list[Tensor], lr: float, betas: tuple[float, float], weight_decay: float) -> None:
-        self.params, self.lr, self.betas, self.weight_decay = params, lr, betas, weight_decay
-        self.exp_avg = [torch.zeros_like(p) for p in params]
-        self.exp_avg_sq = [torch.zeros_like(p) for p in params]
-        self.t = 0
-
-    @torch.no_grad()
-    def step(self, grads: list[Tensor]) -> None:
-        beta1, beta2 = self.betas
-        self.t += 1
-        bias_correction1 = 1 - beta1**self.t
-        bias_correction2_sqrt = (1 - beta2**self.t) ** 0.5
-        step_size = self.lr / bias_correction1
-        for p, g, m, v in zip(self.params, grads, self.exp_avg, self.exp_avg_sq):
-            if self.weight_decay != 0:
-                p.mul_(1 - self.lr * self.weight_decay)  # decoupled decay, before the moment update
-            m.lerp_(g, 1 - beta1)
-            v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
-            denom = (v.sqrt() / bias_correction2_sqrt).add_(_ADAM_EPS)
-            p.addcdiv_(m, denom, value=-step_size)
-
-
 @torch.no_grad()
 def _project_norm(w: Mapping[str, Tensor], target: Tensor) -> None:
     """Rescale every member's parameters together to the total norms ``target`` [M]."""
@@ -589,7 +560,7 @@ class _EnsembleRun:
         self.train_chunks, self.test_chunks = chunks(x_train, y_train), chunks(x_test, y_test)
         self.n_train, self.n_test = len(y_train), len(y_test)
         self.w = {name: t.to(device) for name, t in params.items()}
-        self.optimizer = _AdamW([self.w[name] for name in PARAM_NAMES], cfg.lr, cfg.betas, cfg.weight_decay)
+        self.optimizer = StackedAdamW([self.w[name] for name in PARAM_NAMES], cfg.lr, cfg.betas, cfg.weight_decay)
         self.initial_norm = _total_norm(self.w)
 
     def _metrics(self, c: _Chunk, labels: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -860,7 +831,7 @@ def train_reference(params: Mapping[str, Any], threads: int | None = None) -> Tr
         for i in range(m):
             model = Transformer({name: t[i] for name, t in inits.items()})
             optimizer = torch.optim.AdamW(
-                model.parameters(), lr=cfg.lr, betas=cfg.betas, eps=_ADAM_EPS, weight_decay=cfg.weight_decay
+                model.parameters(), lr=cfg.lr, betas=cfg.betas, eps=ADAM_EPS, weight_decay=cfg.weight_decay
             )
             with torch.no_grad():
                 initial_norm = torch.sqrt(sum(q.pow(2).sum() for q in model.parameters()))
