@@ -65,24 +65,36 @@ log = logging.getLogger(__name__)
 DTYPES = ("float32", "float64")
 OBSERVABLES = ("final_layer",)
 
-#: Defaults of every parameter; ``params`` given to :func:`simulate` may override any.
-#: ``train_subset``/``test_subset`` of ``None`` use the whole set.
+#: Defaults of every parameter (LeNet-5's); ``params`` given to :func:`simulate` may override
+#: any.  ``train_subset``/``test_subset`` of ``None`` use the whole set.
 DEFAULTS: dict[str, Any] = {
     "model": "lenet",
     "seed": 0,
-    "n_inits": 10,
+    "n_inits": 5,
     "perturbation": 0.001,
     "lr": 0.01,
     "momentum": 0.9,
     "weight_decay": 0.0,
     "batch_size": 60,
-    "n_epochs": 1,
+    "n_epochs": 3,
     "train_subset": None,
     "test_subset": None,
     "augment": False,
     "dtype": "float32",
     "observable": "final_layer",
 }
+
+#: Where a network's defaults differ from :data:`DEFAULTS` (standard ResNet-20 CIFAR-10 settings).
+NETWORK_DEFAULTS: dict[str, dict[str, Any]] = {
+    "lenet": {},
+    "resnet20": {"n_inits": 3, "lr": 0.1, "weight_decay": 0.0001, "batch_size": 128, "n_epochs": 2, "augment": True},
+}
+
+
+def defaults_for(model: str) -> dict[str, Any]:
+    """Every parameter's default for ``model`` (:data:`DEFAULTS` with :data:`NETWORK_DEFAULTS`)."""
+    model = check_choice(model, "model", tuple(MODELS))
+    return {**DEFAULTS, **NETWORK_DEFAULTS.get(model, {}), "model": model}
 
 #: Per-channel (mean, std) of the pixels (``uint8 / 255``) of each dataset's training set,
 #: keyed by the number of channels.  CIFAR-10's std is that of all pixels of a channel
@@ -129,14 +141,15 @@ def _optional_count(value: object, name: str) -> int | None:
 
 
 def check_params(params: Mapping[str, Any]) -> dict[str, Any]:
-    """All E3 parameters: ``params`` over :data:`DEFAULTS`, checked, numbers as ``int``/``float``.
+    """All E3 parameters: ``params`` over the model's defaults (:func:`defaults_for`), checked,
+    numbers as ``int``/``float``.
 
     A :class:`ParameterError` names any unknown field and any field with a bad value;
     ``augment`` is refused for LeNet-5, whose MNIST images have one channel.
     """
     if unknown := sorted(map(str, set(params) - set(DEFAULTS))):
         raise ParameterError(f"unknown E3 parameter(s): {', '.join(unknown)}")
-    p = {**DEFAULTS, **params}
+    p = {**defaults_for(params.get("model", DEFAULTS["model"])), **params}
     out: dict[str, Any] = {
         "model": check_choice(p["model"], "model", tuple(MODELS)),
         "seed": _seed(p["seed"]),

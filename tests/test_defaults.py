@@ -1,0 +1,66 @@
+"""One truth for the trainers' defaults: the workflow schema's defaults are the library's.
+
+The trainers' ``DEFAULTS`` (and E3's per-network and E4's long-run defaults) are where a
+default is decided; the schema, which fills a configuration's missing keys, must state the
+same values, and every parameter a trainer resolves must be configurable there (except the
+ones the workflow's plan sets per job: seeds, widths, networks, setups).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from equivdyn.experiments import e1, e2, e3, e4
+
+SCHEMA = yaml.safe_load((Path(__file__).resolve().parents[1] / "workflow/schemas/config.schema.yaml").read_text())
+
+
+def block(*path: str) -> dict[str, Any]:
+    """Properties of the schema object at ``path`` (following a ``$ref``)."""
+    node = SCHEMA
+    for name in path:
+        node = node["properties"][name]
+    if "$ref" in node:
+        node = SCHEMA["$defs"][node["$ref"].rsplit("/", 1)[-1]]
+    return node["properties"]
+
+
+def schema_defaults(*path: str) -> dict[str, Any]:
+    """The values a configuration that gives nothing gets at ``path``."""
+    node = SCHEMA
+    for name in path:
+        node = node["properties"][name]
+    own = node.get("default", {})
+    return {**{k: v["default"] for k, v in block(*path).items()}, **own}
+
+
+#: (schema path, the library's defaults, parameters the plan sets per job)
+CASES = [
+    (("e1", "train"), e1.DEFAULTS, set()),
+    (("e2", "train"), e2.DEFAULTS, {"width", "seed"}),
+    (("e3", "lenet", "train"), e3.defaults_for("lenet"), {"model", "seed"}),
+    (("e3", "resnet20", "train"), e3.defaults_for("resnet20"), {"model", "seed"}),
+    (("e4", "train"), e4.DEFAULTS, {"setup", "seed"}),
+    (("e4", "long"), e4.LONG_DEFAULTS, {"setup"}),
+]
+
+
+@pytest.mark.parametrize(("path", "defaults", "planned"), CASES, ids=[".".join(c[0]) for c in CASES])
+def test_schema_defaults_are_the_library_defaults(path: tuple[str, ...], defaults: dict[str, Any], planned: set[str]) -> None:
+    stated = schema_defaults(*path)
+    if path == ("e4", "long"):  # the long run takes the model and optimiser from e4.train
+        stated = {**schema_defaults("e4", "train"), **stated}
+        stated = {k: v for k, v in stated.items() if k in defaults}
+    expected = {k: (list(v) if isinstance(v, tuple) else v) for k, v in defaults.items() if k not in planned}
+    assert stated == expected
+
+
+def test_every_schema_train_key_is_a_parameter_of_its_trainer() -> None:
+    for path, defaults, _ in CASES:
+        if path == ("e4", "long"):
+            continue
+        assert set(block(*path)) <= set(defaults), path
