@@ -91,7 +91,7 @@ def test_repeat_runs_are_bit_identical() -> None:
 
 def test_chunking_does_not_change_the_mathematics(monkeypatch: pytest.MonkeyPatch) -> None:
     whole = e4.train_ensemble(TINY, threads=1)
-    monkeypatch.setattr(e4, "_CHUNK_ELEMENTS", 1)  # 64 examples per chunk: several chunks per set
+    monkeypatch.setattr(e4.fast, "_CHUNK_ELEMENTS", 1)  # 64 examples per chunk: several chunks per set
     chunked = e4.train_ensemble(TINY, threads=1)
     assert max_difference(whole.observables["mlp_out"], chunked.observables["mlp_out"]) <= 1e-12
     for name in whole.metrics:
@@ -315,7 +315,7 @@ def test_check_params_fills_the_setup_defaults() -> None:
     assert e4.check_params({"weight_decay": 1.0, "alpha": 1.0}) == grok
     assert e4.check_params({"betas": (0.9, 0.98)})["betas"] == [0.9, 0.98]
     long = e4.check_long_params({})
-    assert long["n_steps"] == 20_000 and long["n_points"] == 200 and "n_inits" not in long
+    assert long["n_steps"] == 10_000 and long["n_points"] == 200 and "n_inits" not in long
     with pytest.raises(ParameterError, match="n_points"):
         e4.check_long_params({"n_points": 1})
 

@@ -1,0 +1,235 @@
+"""E4 parameters: the paper's settings (every default written here), their checks and the frozen config."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from ...errors import ParameterError, check_choice, check_int, is_number
+
+SETUPS = ("grokking", "constrained")
+DTYPES = ("float32", "float64")
+#: Recorded observable blocks: ``mlp_out`` is the MLP output weights W_out, flattened.
+OBSERVABLES = ("mlp_out",)
+
+#: The paper's settings; ``params`` given to :func:`simulate` may override any of them.
+#: ``weight_decay`` and ``alpha`` of ``None`` take the setup's value (:data:`SETUP_DEFAULTS`);
+#: :func:`check_params` writes the value in, so equal runs get equal parameters.
+DEFAULTS: dict[str, Any] = {
+    "setup": "grokking",
+    "seed": 0,
+    "n_inits": 10,
+    "perturbation": 0.001,
+    "p": 113,
+    "train_fraction": 0.3,
+    "data_seed": 0,
+    "d_model": 128,
+    "n_heads": 4,
+    "d_head": 32,
+    "d_mlp": 512,
+    "lr": 1e-3,
+    "betas": [0.9, 0.98],
+    "weight_decay": None,
+    "alpha": None,
+    "n_steps": 100,
+    "dtype": "float64",
+    "observable": "mlp_out",
+    "observable_dtype": "float32",
+}
+
+#: What ``weight_decay=None`` and ``alpha=None`` mean in each setup.
+SETUP_DEFAULTS: dict[str, dict[str, float]] = {
+    "grokking": {"weight_decay": 1.0, "alpha": 1.0},
+    "constrained": {"weight_decay": 0.0, "alpha": 0.8},
+}
+
+#: Parameters of the long runs (:func:`simulate_long`): the model and optimiser parameters
+#: of :data:`DEFAULTS` (the ensemble's ``n_inits``, ``perturbation``, ``n_steps`` and
+#: observable choices do not apply), the number of steps and of logged points.
+LONG_DEFAULTS: dict[str, Any] = {  # 10,000 steps show the grokking jump; the paper (profiles/paper) runs 2e4
+    **{k: v for k, v in DEFAULTS.items() if k not in ("n_inits", "perturbation", "n_steps", "observable", "observable_dtype")},
+    "n_steps": 10_000,
+    "n_points": 200,
+}
+
+#: Context length: the sequence (a, b, =).
+N_CTX = 3
+#: Parameter names, in the order :func:`init_params` draws them.
+PARAM_NAMES = ("W_E", "W_pos", "W_Q", "W_K", "W_V", "W_O", "W_in", "b_in", "W_out", "b_out", "W_U")
+METRICS = ("train_loss", "train_accuracy", "test_loss", "test_accuracy", "param_norm")
+
+#: Intra-op CPU threads of the trainers.  Measured on a 2-core CPU (MKL, float64, paper
+#: sizes, 10 initialisations, machine otherwise idle): the fast trainer takes 0.8 s a step
+#: with 2 threads and 1.5 s with 1; inside the default workflow its 100-step ensembles take
+#: 69-80 s.  The work is large GEMMs, which scale well, so 2 it is; the workflow gives an E4
+#: training job 2 cores.
+TRAIN_THREADS = 2
+
+_TORCH_DTYPES = {"float32": torch.float32, "float64": torch.float64}
+_NUMPY_DTYPES = {"float32": np.float32, "float64": np.float64}
+
+
+# ----------------------------------------------------------------------------- parameters
+
+
+def _check_real(value: object, name: str, *, low: float, high: float = math.inf, low_open: bool = False) -> float:
+    """``value`` as float if it is a finite number in [low, high) (or (low, high) when ``low_open``)."""
+    ok = is_number(value) and math.isfinite(float(value))  # type: ignore[arg-type]
+    if ok:
+        x = float(value)  # type: ignore[arg-type]
+        ok = (x > low if low_open else x >= low) and x < high
+    if not ok:
+        interval = f"{'(' if low_open else '['}{low}, {high})"
+        raise ParameterError(f"{name}: must be a finite number in {interval}, got {value!r}")
+    return float(value)  # type: ignore[arg-type]
+
+
+def _split_sizes(p: int, train_fraction: float) -> tuple[int, int]:
+    n_pairs = p * p
+    n_train = int(train_fraction * n_pairs)  # floor, as torch's random_split sizes in the public code
+    return n_train, n_pairs - n_train
+
+
+def check_params(params: Mapping[str, Any]) -> dict[str, Any]:
+    """Merge ``params`` over :data:`DEFAULTS` and validate every field.
+
+    Returns
+    -------
+    dict
+        Every parameter, defaults filled in, numbers as plain ``int``/``float``, ``betas``
+        as a list, and ``weight_decay``/``alpha`` of ``None`` replaced by the setup's value.
+
+    Raises
+    ------
+    ParameterError
+        Naming the field that is unknown or has a bad value.
+    """
+    unknown = set(params) - set(DEFAULTS)
+    if unknown:
+        raise ParameterError(f"unknown E4 parameter(s): {', '.join(sorted(map(str, unknown)))}")
+    p = {**DEFAULTS, **params}
+    out: dict[str, Any] = {}
+    out["setup"] = check_choice(p["setup"], "setup", SETUPS)
+    out["seed"] = check_int(p["seed"], "seed", 0)
+    if out["seed"] >= 2**63:
+        raise ParameterError(f"seed must be < 2**63, got {out['seed']}")
+    out["n_inits"] = check_int(p["n_inits"], "n_inits", 1)
+    out["perturbation"] = _check_real(p["perturbation"], "perturbation", low=0.0, high=1.0)
+    out["p"] = check_int(p["p"], "p", 2)
+    out["train_fraction"] = _check_real(p["train_fraction"], "train_fraction", low=0.0, high=1.0, low_open=True)
+    n_train, n_test = _split_sizes(out["p"], out["train_fraction"])
+    if n_train < 1 or n_test < 1:
+        raise ParameterError(
+            f"train_fraction: {out['train_fraction']} of the {out['p']}² pairs gives {n_train} training and "
+            f"{n_test} test pairs; both sets need at least one"
+        )
+    out["data_seed"] = check_int(p["data_seed"], "data_seed", 0)
+    if out["data_seed"] >= 2**63:
+        raise ParameterError(f"data_seed must be < 2**63, got {out['data_seed']}")
+    for name in ("d_model", "n_heads", "d_head", "d_mlp"):
+        out[name] = check_int(p[name], name, 1)
+    out["lr"] = _check_real(p["lr"], "lr", low=0.0, low_open=True)
+    betas = p["betas"]
+    if not (
+        isinstance(betas, (list, tuple))
+        and len(betas) == 2
+        and all(is_number(b) and 0.0 <= float(b) < 1.0 for b in betas)
+    ):
+        raise ParameterError(f"betas: must be [beta1, beta2] with numbers in [0, 1), got {betas!r}")
+    out["betas"] = [float(betas[0]), float(betas[1])]
+    setup_defaults = SETUP_DEFAULTS[out["setup"]]
+    wd = setup_defaults["weight_decay"] if p["weight_decay"] is None else p["weight_decay"]
+    out["weight_decay"] = _check_real(wd, "weight_decay", low=0.0)
+    alpha = setup_defaults["alpha"] if p["alpha"] is None else p["alpha"]
+    out["alpha"] = _check_real(alpha, "alpha", low=0.0, low_open=True)
+    out["n_steps"] = check_int(p["n_steps"], "n_steps", 1)
+    out["dtype"] = check_choice(p["dtype"], "dtype", DTYPES)
+    out["observable"] = check_choice(p["observable"], "observable", OBSERVABLES)
+    out["observable_dtype"] = check_choice(p["observable_dtype"], "observable_dtype", DTYPES)
+    return out
+
+
+def check_long_params(params: Mapping[str, Any]) -> dict[str, Any]:
+    """Merge ``params`` over :data:`LONG_DEFAULTS` and validate every field (as :func:`check_params`).
+
+    ``n_steps`` is the length of the long run, ``n_points`` the number of logged states
+    (at least 2: step 0 and the last step).
+    """
+    unknown = set(params) - set(LONG_DEFAULTS)
+    if unknown:
+        raise ParameterError(f"unknown E4 long-run parameter(s): {', '.join(sorted(map(str, unknown)))}")
+    p = {**LONG_DEFAULTS, **params}
+    n_points = check_int(p.pop("n_points"), "n_points", 2)
+    checked = check_params({**p, "n_inits": 1})
+    out = {k: checked[k] for k in LONG_DEFAULTS if k != "n_points"}
+    out["n_points"] = n_points
+    return out
+
+
+@dataclass(frozen=True)
+class E4Config:
+    """Checked E4 parameters (see :data:`DEFAULTS`); build it with :meth:`from_params`."""
+
+    setup: str
+    seed: int
+    n_inits: int
+    perturbation: float
+    p: int
+    train_fraction: float
+    data_seed: int
+    d_model: int
+    n_heads: int
+    d_head: int
+    d_mlp: int
+    lr: float
+    betas: tuple[float, float]
+    weight_decay: float
+    alpha: float
+    n_steps: int
+    dtype: str
+    observable: str
+    observable_dtype: str
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any]) -> E4Config:
+        """Check ``params`` (merged over :data:`DEFAULTS`) and build the config."""
+        p = check_params(params)
+        return cls(**{**p, "betas": (p["betas"][0], p["betas"][1])})
+
+    @property
+    def torch_dtype(self) -> torch.dtype:
+        return _TORCH_DTYPES[self.dtype]
+
+    @property
+    def n_vocab(self) -> int:
+        """Tokens 0 … p−1 and '=' (token p); also the number of logits."""
+        return self.p + 1
+
+    @property
+    def project_norm(self) -> bool:
+        """Whether every step ends by rescaling the parameters to their initial total norm."""
+        return self.setup == "constrained"
+
+    def shapes(self) -> dict[str, tuple[int, ...]]:
+        """Shape of every parameter of one initialisation, in :data:`PARAM_NAMES` order."""
+        d, h, e, m, v = self.d_model, self.n_heads, self.d_head, self.d_mlp, self.n_vocab
+        return {
+            "W_E": (v, d),
+            "W_pos": (N_CTX, d),
+            "W_Q": (h, e, d),
+            "W_K": (h, e, d),
+            "W_V": (h, e, d),
+            "W_O": (d, h * e),
+            "W_in": (m, d),
+            "b_in": (m,),
+            "W_out": (d, m),
+            "b_out": (d,),
+            "W_U": (d, v),
+        }
+
+
