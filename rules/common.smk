@@ -376,7 +376,8 @@ E4_LONG = {
             **{
                 k: v
                 for k, v in E4["train"].items()
-                if k not in ("n_inits", "perturbation", "observable", "observable_dtype")
+                if k
+                not in ("n_inits", "perturbation", "observable", "observable_dtype")
             },
             **E4["long"],
             "setup": setup,
