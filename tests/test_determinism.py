@@ -99,7 +99,11 @@ def test_same_spec_gives_bit_identical_results(case: str, tmp_path: Path, prepar
 
     first, second = (read_trajectory(path) for path in files)
     assert first.key == second.key == content_key(spec)
-    assert first.params == second.params == spec
+    assert first.params == second.params
+    resolved = first.params.pop("resolved")
+    assert first.params == spec
+    # the trainer's parameters: the spec's, with every default (and E4's setup values) filled in
+    assert set(resolved) >= set(params) and all(v is not None for k, v in resolved.items() if k in ("weight_decay", "alpha"))
     for name in ("observables", "metrics", "metric_steps"):
         blocks_a, blocks_b = getattr(first, name), getattr(second, name)
         assert sorted(blocks_a) == sorted(blocks_b)

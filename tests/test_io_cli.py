@@ -15,6 +15,7 @@ import pytest
 
 from equivdyn._io import content_key
 from equivdyn.cli import main
+from equivdyn.experiments import e1
 from equivdyn.stages import STAGE_VERSIONS
 from equivdyn.store import Trajectory, read_spectra, read_trajectory, write_trajectory
 
@@ -111,11 +112,15 @@ def test_train_writes_keyed_trajectory(tmp_path: Path, trained: tuple[Path, str]
         assert h5.attrs["key"] == key
         assert h5.attrs["format"] == "equivdyn.trajectory"
         assert h5["observables/state"].shape == (9, 30, 2)
-        assert json.loads(h5.attrs["params"]) == TRAIN_SPEC
+        assert json.loads(h5.attrs["params"])["stage"] == "train"
 
     traj = read_trajectory(out)
     assert traj.key == key
+    # the spec the key is of, and the trainer's parameters with every default filled in
+    resolved = traj.params.pop("resolved")
     assert traj.params == TRAIN_SPEC
+    assert resolved == json.loads(json.dumps(e1.check_params(TRAIN_SPEC["params"])))
+    assert set(resolved) == {*e1.DEFAULTS, "method"}
     assert traj.observables["state"].shape == (9, 30, 2)
     assert traj.steps.tolist() == list(range(30))
     # OMD stays in the domain [1/n_steps, 1] and starts on the 3x3 grid of x0_range
@@ -357,7 +362,8 @@ def test_inspect_json(trained: tuple[Path, str], fitted: tuple[Path, str], capsy
     assert summary["format"] == "equivdyn.trajectory"
     assert summary["key"] == train_key
     assert summary["observables"] == {"state": [9, 30, 2]}
-    assert summary["params"] == TRAIN_SPEC
+    assert {k: v for k, v in summary["params"].items() if k != "resolved"} == TRAIN_SPEC
+    assert summary["params"]["resolved"] == TRAIN_SPEC["params"]  # the spec gives every E1 parameter
     assert summary["finite"] is True
 
     assert main(["inspect", "--json", str(spec)]) == 0

@@ -30,11 +30,12 @@ log = logging.getLogger(__name__)
 #: change and the affected results are recomputed.
 STAGE_VERSIONS: dict[str, int] = {
     # 2: files carry checksums (store format 2); every key changed so results are rebuilt
-    "train_e1": 2,
-    "train_e2": 2,
-    "train_e4": 2,
-    "train_e4long": 2,
-    "train_e3": 2,
+    # 3: trajectory files also store the trainer's resolved parameters (params["resolved"])
+    "train_e1": 3,
+    "train_e2": 3,
+    "train_e4": 3,
+    "train_e4long": 3,
+    "train_e3": 3,
     "fit": 2,
     # 7: the verdict caps the distance between two modes (VERDICT_DEFAULTS["mismatch_cost"])
     "compare": 7,
@@ -220,7 +221,9 @@ def train(spec: Mapping[str, Any], inputs: Mapping[str, Path], out: str | os.Pat
     module, function = TRAINERS[experiment]
     simulate = getattr(importlib.import_module(module), function)
     traj = simulate(dict(spec["params"]), dict(inputs))
-    traj = dataclasses.replace(traj, params=dict(spec), key=content_key(spec))
+    # the spec (what the key is of) and the trainer's checked parameters, defaults and
+    # setup-dependent values filled in (e.g. E4's weight decay)
+    traj = dataclasses.replace(traj, params={**spec, "resolved": traj.params}, key=content_key(spec))
     check_finite(traj, f"training {experiment} ({content_key(spec)})")
     write_trajectory(out, traj)
     log.info("wrote trajectory %s (%s)", out, traj.key)
