@@ -61,6 +61,4 @@ def test_schema_defaults_are_the_library_defaults(path: tuple[str, ...], default
 
 def test_every_schema_train_key_is_a_parameter_of_its_trainer() -> None:
     for path, defaults, _ in CASES:
-        if path == ("e4", "long"):
-            continue
         assert set(block(*path)) <= set(defaults), path
