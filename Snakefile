@@ -1,8 +1,12 @@
 # equivdyn: identify equivalent training dynamics (Redman et al., NeurIPS 2024).
-# Targets: `all` (every figure), `fig2`, `fig3`, `figS_fcn_seeds`, `fig4`,
-# `figS_cnn_epochs`, `fig5`.  See README.md.
+# Targets: `all` (every figure) and one per figure of every registered experiment
+# (`fig2`, `fig3`, `figS_fcn_seeds`, `fig4`, `figS_cnn_epochs`, `fig5`).  See README.md.
+
+import os
 
 from snakemake.utils import min_version, validate
+
+from equivdyn.experiments import PLUGINS_ENV, load_plugins, plugin_sections
 
 min_version("9.0")
 
@@ -10,7 +14,13 @@ min_version("9.0")
 configfile: "config.yaml"
 
 
+# Experiments from other packages (config `plugins`) register themselves when imported;
+# their jobs import them too (PLUGINS_ENV).  Each checks its own config section.
+load_plugins(config.get("plugins", []))
+os.environ[PLUGINS_ENV] = ",".join(config.get("plugins", []))
+_plugin_config = plugin_sections(config)
 validate(config, "workflow/schemas/config.schema.yaml", set_default=True)
+config.update(_plugin_config)
 
 
 report: "workflow/report/workflow.rst"
@@ -35,42 +45,17 @@ onerror:
 rule all:
     default_target: True
     input:
-        [f for files in FIGURES.values() for f in files],
+        [f for files in TARGETS.values() for f in files],
         INDEX,
         planned_results,
 
 
-rule fig2:
-    input:
-        FIGURES["fig2"],
-        INDEX,
+# One target per figure name (a target may gather several figures of an experiment).
+for _target, _files in TARGETS.items():
 
-
-rule fig3:
-    input:
-        FIGURES["fig3"],
-        INDEX,
-
-
-rule figS_fcn_seeds:
-    input:
-        FIGURES["figS_fcn_seeds"],
-        INDEX,
-
-
-rule fig5:
-    input:
-        FIGURES["fig5"],
-        INDEX,
-
-
-rule fig4:
-    input:
-        FIGURES["fig4"],
-        INDEX,
-
-
-rule figS_cnn_epochs:
-    input:
-        FIGURES["figS_cnn_epochs"],
-        INDEX,
+    rule:
+        name:
+            _target
+        input:
+            _files,
+            INDEX,

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from equivdyn.experiments import e2
+from equivdyn.experiments.e2 import trainer as e2
 from equivdyn.store import Trajectory
 
 ROOT = Path(__file__).resolve().parents[1]

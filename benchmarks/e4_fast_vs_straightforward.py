@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from equivdyn.experiments import e4
+from equivdyn.experiments.e4 import trainer as e4
 
 # Largest difference accepted between the two trainers, per training dtype.
 TOLERANCE = {"float32": 1e-3, "float64": 1e-9}

@@ -15,7 +15,7 @@ rule compare:
         "../envs/equivdyn.yaml"
     threads: 1
     resources:
-        mem_mb=planned_mem_mb(1000),
+        mem_mb=planned_mem_mb,
     params:
         spec=spec_json,
         inputs=cli_named_inputs,
@@ -37,7 +37,7 @@ rule distances:
         "../envs/equivdyn.yaml"
     threads: 1
     resources:
-        mem_mb=planned_mem_mb(1000),
+        mem_mb=planned_mem_mb,
     params:
         spec=spec_json,
         inputs=cli_named_inputs,

@@ -15,7 +15,7 @@ rule fit:
         "../envs/equivdyn.yaml"
     threads: 1
     resources:
-        mem_mb=4000,
+        mem_mb=planned_mem_mb,
     params:
         spec=spec_json,
     shell:

@@ -14,9 +14,9 @@ rule train:
     cache: "omit-software"
     conda:
         "../envs/equivdyn.yaml"
-    threads: train_threads
+    threads: planned_threads
     resources:
-        mem_mb=4000,
+        mem_mb=planned_mem_mb,
     params:
         spec=spec_json,
         inputs=cli_named_inputs,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import copy
 import dataclasses
 import os
 import re
@@ -81,14 +82,25 @@ def workflow_dir(tmp_path: Path) -> Path:
 TINY = "tests/tiny.yaml"
 
 
+def plan_of(config: Mapping[str, Any]) -> Any:
+    """The workflow's plan (:class:`equivdyn.plan.Plan`) of ``config``, schema defaults filled in."""
+    from snakemake.utils import validate
+
+    from equivdyn.plan import build
+
+    filled = copy.deepcopy(dict(config))
+    validate(filled, str(ROOT / "workflow/schemas/config.schema.yaml"), set_default=True)
+    return build(filled)
+
+
 def target_rules() -> set[str]:
-    """Rules of the Snakefile itself: targets that only gather files and run no command."""
-    return set(re.findall(r"^rule (\w+):", (ROOT / "Snakefile").read_text(), re.M))
+    """Rules that only gather files and run no command: `all` and one per figure target."""
+    return {"all", *plan_of(yaml.safe_load((ROOT / "config.yaml").read_text())).targets()}
 
 
-def planned_jobs(workdir: Path, *args: str) -> collections.Counter[str]:
+def planned_jobs(workdir: Path, *args: str, env: dict[str, str] | None = None) -> collections.Counter[str]:
     """Jobs (rule -> count) that `snakemake -n` plans, target rules left out."""
-    return jobs_from_output(run_snakemake(workdir, *args, "-n", "--quiet", "rules").stdout)
+    return jobs_from_output(run_snakemake(workdir, *args, "-n", "--quiet", "rules", env=env).stdout)
 
 
 def jobs_from_output(out: str) -> collections.Counter[str]:

@@ -32,6 +32,7 @@ import pytest
 from equivdyn._io import content_key, read_json_result, seal_json
 from equivdyn.cli import main
 from equivdyn.data.mnist import DATASET_KEY
+from equivdyn.experiments import get as get_experiment
 from equivdyn.stages import STAGE_VERSIONS, compare, fit, train
 
 from .conftest import SHARED_MNIST
@@ -43,7 +44,7 @@ METHODS = ("omd", "ogd", "bm")
 
 
 def _spec(stage: str, experiment: str, params: dict[str, Any], inputs: dict[str, str] | None = None) -> dict[str, Any]:
-    version = STAGE_VERSIONS[f"train_{experiment}" if stage == "train" else stage]
+    version = get_experiment(experiment).train_version if stage == "train" else STAGE_VERSIONS[stage]
     return {"stage": stage, "experiment": experiment, "version": version, "params": params, "inputs": inputs or {}}
 
 
@@ -223,16 +224,18 @@ def _compare_argv(slot: str) -> Callable[[Valid, Path, Path], list[str]]:
     return argv
 
 
-def _plot_argv(slot: str) -> Callable[[Valid, Path, Path], list[str]]:
+def _plot_argv(role: str) -> Callable[[Valid, Path, Path], list[str]]:
+    """Fig. 2's command with the bad file in place of OMD's file of ``role``."""
+
     def argv(v: Valid, bad: Path, out: Path) -> list[str]:
-        paths = {
-            **{f"traj_{m}": v.traj[m] for m in METHODS},
-            **{f"spec_{m}": v.spec[m] for m in METHODS},
-            "compare": v.comparison,
-            slot: bad,
+        files = {
+            "trajectories": [v.traj[m] for m in METHODS],
+            "spectra": [v.spec[m] for m in METHODS],
+            "compare": [v.comparison],
         }
-        inputs = [arg for name, path in paths.items() for arg in ("--input", f"{name}={path}")]
-        return ["plot", "fig2", *inputs, "--out-prefix", str(out)]
+        files[role][0] = bad
+        inputs = [arg for name, paths in files.items() for path in paths for arg in ("--input", f"{name}={path}")]
+        return ["plot", "fig2_omd_ogd_bm", *inputs, "--out-prefix", str(out)]
 
     return argv
 
@@ -261,9 +264,9 @@ SLOTS: dict[str, Slot] = {
     "compare-traj": Slot("compare", "hdf5", ".h5", lambda v: v.traj["omd"], lambda v: v.spec["omd"],
                          _compare_argv("traj:omd"), lambda out: [out]),
     "plot-traj": Slot("plot", "hdf5", ".h5", lambda v: v.traj["omd"], lambda v: v.spec["omd"],
-                      _plot_argv("traj_omd"), _figure_files),
+                      _plot_argv("trajectories"), _figure_files),
     "plot-spec": Slot("plot", "hdf5", ".h5", lambda v: v.spec["omd"], lambda v: v.traj["omd"],
-                      _plot_argv("spec_omd"), _figure_files),
+                      _plot_argv("spectra"), _figure_files),
     "plot-compare": Slot("plot", "json", ".json", lambda v: v.comparison, lambda v: v.spec["omd"],
                          _plot_argv("compare"), _figure_files),
     # inspect reads both equivdyn formats, so "the other format" is no bad input for it.

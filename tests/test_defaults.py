@@ -14,7 +14,10 @@ from typing import Any
 import pytest
 import yaml
 
-from equivdyn.experiments import e1, e2, e3, e4
+from equivdyn.experiments.e1 import trainer as e1
+from equivdyn.experiments.e2 import trainer as e2
+from equivdyn.experiments.e3 import trainer as e3
+from equivdyn.experiments.e4 import trainer as e4
 
 SCHEMA = yaml.safe_load((Path(__file__).resolve().parents[1] / "workflow/schemas/config.schema.yaml").read_text())
 

@@ -16,9 +16,9 @@ import h5py
 import numpy as np
 import pytest
 
-from equivdyn import stages
 from equivdyn._io import content_key
 from equivdyn.data import mnist
+from equivdyn.experiments import get as get_experiment, registered
 from equivdyn.stages import STAGE_VERSIONS, fit, train
 from equivdyn.store import read_spectra, read_trajectory
 
@@ -43,7 +43,7 @@ CASES: dict[str, tuple[str, dict[str, Any], tuple[str, ...], dict[str, Any] | No
                         {"observable": "mlp_out", "n_components": 4, "n_delays": 6, "rank": 4})
         for setup in ("grokking", "constrained")
     },
-    "e4long": ("e4long", {**E4_TINY, "setup": "grokking", "n_steps": 60, "n_points": 10}, (), None),
+    "e4-long": ("e4", {**E4_TINY, "setup": "grokking", "n_steps": 60, "n_points": 10, "kind": "long"}, (), None),
     "e3-lenet": ("e3", {"model": "lenet", "seed": 1, "n_inits": 2, "batch_size": 60, "n_epochs": 2,
                         "train_subset": 120, "test_subset": 100}, ("data",),
                  {"observable": "final_layer", "n_components": 3, "n_delays": 1, "rank": 2}),
@@ -51,7 +51,7 @@ CASES: dict[str, tuple[str, dict[str, Any], tuple[str, ...], dict[str, Any] | No
 
 
 def train_spec(experiment: str, params: dict[str, Any], input_names: tuple[str, ...]) -> dict[str, Any]:
-    version = STAGE_VERSIONS[f"train_{experiment}"]
+    version = get_experiment(experiment).train_version
     inputs = {name: mnist.DATASET_KEY for name in input_names}
     return {"stage": "train", "experiment": experiment, "version": version, "params": params, "inputs": inputs}
 
@@ -85,7 +85,7 @@ def assert_same_content(a: Path, b: Path) -> None:
 
 
 def test_every_experiment_has_a_case() -> None:
-    assert set(stages.TRAINERS) <= {experiment for experiment, *_ in CASES.values()}
+    assert {e.name for e in registered()} <= {experiment for experiment, *_ in CASES.values()}
 
 
 @pytest.mark.parametrize("case", sorted(CASES))

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from equivdyn.errors import ParameterError
-from equivdyn.experiments import e1
+from equivdyn.experiments.e1 import trainer as e1
 
 
 def test_grid_matches_meshgrid_order_and_paper_example() -> None:

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from equivdyn.errors import InvalidFileError, ParameterError
-from equivdyn.experiments import e2
+from equivdyn.experiments.e2 import trainer as e2
 
 
 TINY: dict[str, Any] = {"width": 5, "n_inits": 3, "n_steps": 10, "batch_size": 60}

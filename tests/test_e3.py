@@ -16,7 +16,7 @@ import torch
 
 from equivdyn.data import cifar10, mnist
 from equivdyn.errors import ParameterError
-from equivdyn.experiments import e3
+from equivdyn.experiments.e3 import trainer as e3
 from equivdyn.models import build_model, final_layer
 
 
@@ -267,17 +267,17 @@ def test_check_params_fills_defaults() -> None:
 
 def test_train_fit_and_distances_stages(tmp_path: Path, prepared_mnist: Path) -> None:
     from equivdyn._io import content_key
-    from equivdyn.stages import STAGE_VERSIONS, TRAINERS, distances, fit, train
+    from equivdyn.experiments import get as get_experiment
+    from equivdyn.stages import STAGE_VERSIONS, distances, fit, train
     from equivdyn.store import read_spectra, read_trajectory
 
-    assert TRAINERS["e3"] == ("equivdyn.experiments.e3", "simulate")
     params = {"model": "lenet", "n_inits": 2, "batch_size": 20, "n_epochs": 2, "train_subset": 120, "test_subset": 40}
     fits = {}
     for seed in (0, 1):
         spec = {
             "stage": "train",
             "experiment": "e3",
-            "version": STAGE_VERSIONS["train_e3"],
+            "version": get_experiment("e3").train_version,
             "params": {**params, "seed": seed},
             "inputs": {"data": mnist.DATASET_KEY},
         }

@@ -14,7 +14,7 @@ from equivdyn.data import cifar10
 from equivdyn.data.mnist import DATASET_KEY as MNIST_KEY
 from equivdyn.errors import EquivdynError
 from equivdyn.figures import plot
-from equivdyn.figures._e3 import early_vs_late, log10_off_diagonal, to_last
+from equivdyn.experiments.e3.results import early_vs_late, load, log10_off_diagonal, to_last
 from equivdyn.store import Trajectory, write_trajectory
 
 
@@ -72,7 +72,8 @@ def test_early_vs_late_needs_three_windows() -> None:
 # ---------------------------------------------------------------- whole figures
 
 
-def _trajectory(path: Path, network: str, seed: int, data_key: str, n_inits: int, n_steps: int, n_epochs: int) -> None:
+def _trajectory(path: Path, network: str, seed: int, data_key: str, n_inits: int, n_steps: int, n_epochs: int) -> str:
+    """Write a hand-made E3 trajectory file; return its key."""
     rng = np.random.default_rng(seed)
     spec = {
         "stage": "train",
@@ -96,6 +97,7 @@ def _trajectory(path: Path, network: str, seed: int, data_key: str, n_inits: int
         key=content_key(spec),
     )
     write_trajectory(path, traj)
+    return traj.key
 
 
 def _group(names: list[str], steps: list[list[int]], seeds: list[int], network: str, rng: np.random.Generator) -> dict:
@@ -119,15 +121,20 @@ def _verdict(p_value: float, n_seeds: int) -> dict:
             "inconclusive": n_seeds < 4, "n_seeds": [n_seeds, n_seeds]}
 
 
-def _distances(path: Path, network: str, seeds: list[int], n_windows: int, length: int, n_epochs: int,
+def _distances(path: Path, network: str, runs: dict[int, str], n_windows: int, length: int, n_epochs: int,
                per_epoch: int) -> None:
+    """A hand-made distances file of ``network``'s runs (seed -> trajectory key)."""
+    seeds = sorted(runs)
     rng = np.random.default_rng(7)
     spec = {
         "stage": "distances",
         "experiment": "e3",
         "version": 1,
         "params": {"groups": ["window", "epoch"]},
-        "inputs": {f"{network}_s{s}": f"{s:016x}" for s in seeds},
+        "inputs": {
+            **{f"{network}_s{s}": f"{s:016x}" for s in seeds},
+            **{f"traj:{network}_s{s}": key for s, key in runs.items()},
+        },
     }
     windows = _group([f"window_{i:02d}" for i in range(n_windows)],
                      [[1 + i * length, (i + 1) * length] for i in range(n_windows)], seeds, network, rng)
@@ -141,24 +148,29 @@ def _distances(path: Path, network: str, seeds: list[int], n_windows: int, lengt
 
 
 @pytest.fixture
-def e3_inputs(tmp_path: Path) -> dict[str, Path]:
-    inputs = {}
-    seeds = [0, 1]
+def e3_inputs(tmp_path: Path) -> dict[str, list[Path]]:
+    inputs: dict[str, list[Path]] = {"trajectories": [], "distances": []}
     for network, data_key, n_inits in (("lenet", MNIST_KEY, 3), ("resnet20", cifar10.SYNTHETIC_KEY, 2)):
-        for s in seeds:
+        runs = {}
+        for s in (0, 1):
             path = tmp_path / f"traj_{network}_s{s}.h5"
-            _trajectory(path, network, s, data_key, n_inits, n_steps=24, n_epochs=2)
-            inputs[f"traj_{network}_s{s}"] = path
+            runs[s] = _trajectory(path, network, s, data_key, n_inits, n_steps=24, n_epochs=2)
+            inputs["trajectories"].append(path)
         path = tmp_path / f"distances_{network}.json"
-        _distances(path, network, seeds, n_windows=5, length=4, n_epochs=2, per_epoch=12)
-        inputs[f"distances_{network}"] = path
+        _distances(path, network, runs, n_windows=5, length=4, n_epochs=2, per_epoch=12)
+        inputs["distances"].append(path)
     return inputs
 
 
-def test_fig4_numbers_and_synthetic_label(e3_inputs: dict[str, Path], tmp_path: Path) -> None:
+def _without(inputs: dict[str, list[Path]], word: str) -> dict[str, list[Path]]:
+    """``inputs`` without the files whose name holds ``word``."""
+    return {role: [p for p in paths if word not in p.name] for role, paths in inputs.items()}
+
+
+def test_fig4_numbers_and_synthetic_label(e3_inputs: dict[str, list[Path]], tmp_path: Path) -> None:
     prefix = tmp_path / "out" / "fig4"
     prefix.parent.mkdir()
-    plot("fig4", e3_inputs, prefix)
+    plot("fig4_cnn_early", e3_inputs, prefix)
     numbers = json.loads(prefix.with_suffix(".json").read_text())
     assert numbers["networks"] == ["lenet", "resnet20"]
     assert numbers["synthetic_data"] == {"lenet": False, "resnet20": True}
@@ -174,18 +186,16 @@ def test_fig4_numbers_and_synthetic_label(e3_inputs: dict[str, Path], tmp_path: 
     assert "LeNet on MNIST: windows at steps 1-4 vs 17-20: verdict: not conjugate (p=0.002)" in numbers["title"]
     assert numbers["resnet20"]["verdicts"] == {"window_00|window_04": None}
     assert "verdict: none (needs at least 2 seeds per setup)" in numbers["title"]
-    assert set(numbers["keys"]) == set(e3_inputs)
+    assert set(numbers["keys"]) == {p.stem for paths in e3_inputs.values() for p in paths}
     assert (tmp_path / "out" / "fig4.png").stat().st_size > 0
     # The figure's text says which panels come from the synthetic stand-in.
-    from equivdyn.figures._e3 import load
-
     networks, _ = load(e3_inputs)
     assert "SYNTHETIC DATA" in networks["resnet20"].label()
     assert "SYNTHETIC" not in networks["lenet"].label()
 
 
-def test_figS_cnn_epochs_with_one_network(e3_inputs: dict[str, Path], tmp_path: Path) -> None:
-    only_lenet = {k: v for k, v in e3_inputs.items() if "resnet20" not in k}
+def test_figS_cnn_epochs_with_one_network(e3_inputs: dict[str, list[Path]], tmp_path: Path) -> None:
+    only_lenet = _without(e3_inputs, "resnet20")
     prefix = tmp_path / "figS"
     plot("figS_cnn_epochs", only_lenet, prefix)
     numbers = json.loads(prefix.with_suffix(".json").read_text())
@@ -198,13 +208,16 @@ def test_figS_cnn_epochs_with_one_network(e3_inputs: dict[str, Path], tmp_path: 
     assert "epochs at steps 1-12 vs 13-24: verdict: none" in numbers["title"]
 
 
-def test_inputs_that_do_not_fit_are_named(e3_inputs: dict[str, Path], tmp_path: Path) -> None:
-    with pytest.raises(EquivdynError, match="traj_vgg_s0"):
-        plot("fig4", {**e3_inputs, "traj_vgg_s0": e3_inputs["traj_lenet_s0"]}, tmp_path / "x")
-    without = {k: v for k, v in e3_inputs.items() if k != "traj_lenet_s1"}
-    with pytest.raises(EquivdynError, match="distances_lenet"):
-        plot("fig4", without, tmp_path / "x")
+def test_inputs_that_do_not_fit_are_named(e3_inputs: dict[str, list[Path]], tmp_path: Path) -> None:
+    vgg = tmp_path / "traj_vgg_s0.h5"
+    _trajectory(vgg, "vgg", 0, MNIST_KEY, 2, n_steps=24, n_epochs=2)
+    with pytest.raises(EquivdynError, match="vgg"):
+        plot("fig4_cnn_early", {**e3_inputs, "trajectories": [*e3_inputs["trajectories"], vgg]}, tmp_path / "x")
+    with pytest.raises(EquivdynError, match="distances of lenet"):
+        plot("fig4_cnn_early", _without(e3_inputs, "traj_lenet_s1"), tmp_path / "x")
+    with pytest.raises(EquivdynError, match="two files have"):
+        plot("fig4_cnn_early", {**e3_inputs, "trajectories": e3_inputs["trajectories"] * 2}, tmp_path / "x")
     not_distances = tmp_path / "not.json"
     write_json_atomic(not_distances, {"key": "0" * 16})
     with pytest.raises(EquivdynError, match="not a distances file"):
-        plot("fig4", {**e3_inputs, "distances_lenet": not_distances}, tmp_path / "x")
+        plot("fig4_cnn_early", {**e3_inputs, "distances": [not_distances]}, tmp_path / "x")

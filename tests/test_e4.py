@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from equivdyn.errors import ParameterError
-from equivdyn.experiments import e4
+from equivdyn.experiments.e4 import trainer as e4
 from equivdyn.store import read_trajectory, write_trajectory
 
 TINY: dict[str, Any] = {

@@ -1,4 +1,4 @@
-"""Start-up cost: planning, fitting, comparing and plotting never import torch."""
+"""Start-up cost: planning (every experiment registered), fitting, comparing and plotting never import torch."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ import sys
 
 def test_light_stages_do_not_import_torch() -> None:
     code = (
-        "import sys, equivdyn, equivdyn.cli, equivdyn.stages, equivdyn.figures.fig2;"
+        "import sys, equivdyn, equivdyn.cli, equivdyn.stages, equivdyn.plan, equivdyn.experiments.e1.fig2;"
+        "from equivdyn.experiments import registered;"
+        "assert [e.name for e in registered()] == ['e1', 'e2', 'e4', 'e3'];"
         "print('torch' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -26,7 +26,7 @@ from equivdyn._io import array_digest, read_json_result, write_json_atomic
 from equivdyn.cli import main
 from equivdyn.data._common import write_npz
 from equivdyn.errors import InvalidFileError
-from equivdyn.integrity import verify
+from equivdyn.experiments import get as get_experiment
 from equivdyn.stages import STAGE_VERSIONS
 from equivdyn.store import Trajectory, write_trajectory
 
@@ -304,7 +304,7 @@ def test_verify_removes_the_cache_entry_behind_a_damaged_link(tmp_path: Path, ca
 
 def test_a_stage_meeting_a_damaged_input_says_how_to_recover(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     traj = tmp_path / "t.h5"
-    tspec = {"stage": "train", "experiment": "e1", "version": STAGE_VERSIONS["train_e1"], "params": {}, "inputs": {}}
+    tspec = {"stage": "train", "experiment": "e1", "version": get_experiment("e1").train_version, "params": {}, "inputs": {}}
     write_trajectory(traj, Trajectory("e1", np.arange(20), {"state": np.random.default_rng(0).random((4, 20, 2))},
                                       key=content_key(tspec)))
     flip_byte(traj, "observables/state", 10)
@@ -336,7 +336,7 @@ def full_disk(tmp_path: Path) -> Iterator[Path]:
 
 def test_a_full_disk_gives_one_line_and_leaves_nothing(full_disk: Path) -> None:
     # The probe: HDF5 crashed the process (exit 139) when the disk filled while writing.
-    spec = {"stage": "train", "experiment": "e1", "version": STAGE_VERSIONS["train_e1"],
+    spec = {"stage": "train", "experiment": "e1", "version": get_experiment("e1").train_version,
             "params": {"method": "omd", "grid_size": 20, "n_steps": 400}, "inputs": {}}
     out = full_disk / "t.h5"
     proc = subprocess.run([EXE, "train", "--spec", json.dumps(spec), "--out", str(out)], capture_output=True, text=True,
@@ -364,7 +364,7 @@ def test_a_full_disk_gives_one_line_and_leaves_nothing(full_disk: Path) -> None:
 def test_a_fit_gives_the_same_bits_whatever_the_thread_count(tmp_path: Path) -> None:
     # The probe: a fit by hand with 2 BLAS threads differed in the last digits from the workflow's.
     rng = np.random.default_rng(0)
-    tspec = {"stage": "train", "experiment": "e2", "version": STAGE_VERSIONS["train_e2"], "params": {}, "inputs": {}}
+    tspec = {"stage": "train", "experiment": "e2", "version": get_experiment("e2").train_version, "params": {}, "inputs": {}}
     traj = tmp_path / "t.h5"
     data = np.cumsum(rng.standard_normal((10, 300, 200)), axis=1) * 0.01
     write_trajectory(traj, Trajectory("e2", np.arange(300), {"w": data}, key=content_key(tspec)))

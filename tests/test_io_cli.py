@@ -15,7 +15,8 @@ import pytest
 
 from equivdyn._io import content_key
 from equivdyn.cli import main
-from equivdyn.experiments import e1
+from equivdyn.experiments.e1 import trainer as e1
+from equivdyn.experiments import get as get_experiment
 from equivdyn.stages import STAGE_VERSIONS
 from equivdyn.store import Trajectory, read_spectra, read_trajectory, write_trajectory
 
@@ -24,7 +25,7 @@ EXE = str(Path(sys.executable).with_name("equivdyn"))
 TRAIN_SPEC: dict[str, Any] = {
     "stage": "train",
     "experiment": "e1",
-    "version": STAGE_VERSIONS["train_e1"],
+    "version": get_experiment("e1").train_version,
     "params": {
         "method": "omd",
         "loss": "tan",
@@ -255,7 +256,7 @@ BAD_TRAIN_SPECS = [
     pytest.param(json.dumps(_with(TRAIN_SPEC, "adam", "params", "method")), "method", id="unknown-method"),
     pytest.param(json.dumps(_with(TRAIN_SPEC, -1.0, "params", "eta")), "eta", id="negative-eta"),
     pytest.param(json.dumps(_with(TRAIN_SPEC, 7, "params", "colour")), "colour", id="unknown-parameter"),
-    pytest.param(json.dumps(_with(TRAIN_SPEC, STAGE_VERSIONS["train_e1"] + 98, "version")), "version",
+    pytest.param(json.dumps(_with(TRAIN_SPEC, get_experiment("e1").train_version + 98, "version")), "version",
                  id="wrong-version"),
     pytest.param(json.dumps(_with(TRAIN_SPEC, "fit", "stage")), "stage", id="spec-for-another-stage"),
     # Python's json reads these although JSON has no such numbers; no key can be made of them.

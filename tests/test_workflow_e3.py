@@ -102,23 +102,23 @@ def test_e3_figures_and_koopman_changes_rerun_no_training(workflow_dir: Path) ->
     # A Koopman parameter refits every (network, seed), never training.
     delays = write_tiny_config(workflow_dir, "delays.yaml", {"e3.koopman.n_delays": 2})
     assert planned_jobs(workflow_dir, *TARGETS, "--configfile", delays) == collections.Counter(
-        {"fit": 4, "distances": 2, "plot_fig4": 1, "plot_figS_cnn_epochs": 1, "index": 1}
+        {"fit": 4, "distances": 2, "plot": 2, "index": 1}
     )
     # Windows of one network refit that network's seeds only.
     windows = write_tiny_config(workflow_dir, "windows.yaml", {"e3.lenet.windows": {"length": 6, "count": 2}})
     assert planned_jobs(workflow_dir, *TARGETS, "--configfile", windows) == collections.Counter(
-        {"fit": 2, "distances": 1, "plot_fig4": 1, "plot_figS_cnn_epochs": 1, "index": 1}
+        {"fit": 2, "distances": 1, "plot": 2, "index": 1}
     )
     # A training parameter of one network retrains that network only.
     lr = write_tiny_config(workflow_dir, "lr.yaml", {"e3.resnet20.train.lr": 0.05})
     assert planned_jobs(workflow_dir, *TARGETS, "--configfile", lr) == collections.Counter(
-        {"train": 2, "fit": 2, "distances": 1, "plot_fig4": 1, "plot_figS_cnn_epochs": 1, "index": 1}
+        {"train": 2, "fit": 2, "distances": 1, "plot": 2, "index": 1}
     )
 
     # Leaving a network out drops its panels and computes nothing new.
     lenet = write_tiny_config(workflow_dir, "lenet.yaml", {"e3.networks": ["lenet"]})
     assert planned_jobs(workflow_dir, *TARGETS, "--configfile", lenet) == collections.Counter(
-        {"plot_fig4": 1, "plot_figS_cnn_epochs": 1, "index": 1}
+        {"plot": 2, "index": 1}
     )
     run_snakemake(workflow_dir, *TARGETS, "--configfile", lenet)
     numbers = json.loads((workflow_dir / f"{FIG4}.json").read_text())
@@ -127,7 +127,7 @@ def test_e3_figures_and_koopman_changes_rerun_no_training(workflow_dir: Path) ->
     assert json.loads((workflow_dir / f"{FIGS}.json").read_text())["networks"] == ["lenet"]
     # Reverting points the plan back at the results that exist: only figures and index.
     assert planned_jobs(workflow_dir, *TARGETS, "--configfile", TINY) == collections.Counter(
-        {"plot_fig4": 1, "plot_figS_cnn_epochs": 1, "index": 1}
+        {"plot": 2, "index": 1}
     )
 
 

@@ -364,7 +364,7 @@ def _make_e1(
     other: str = "ogd",
 ) -> tuple[Trajectories, Trajectories]:
     """OMD against OGD (conjugate, Ghai et al.) or BM (not): random initial conditions, one random loss per pair."""
-    from .experiments import e1
+    from .experiments.e1 import trainer as e1
 
     loss = e1.get_loss(str(rng.choice(list(e1.LOSSES))))
     eta = 0.01

@@ -100,10 +100,21 @@ def cmd_distances(args: argparse.Namespace) -> None:
     distances(_spec(args.spec), _named_paths(args.input, "--input"), args.out)
 
 
+def _role_paths(items: Sequence[str], option: str) -> dict[str, list[Path]]:
+    """``ROLE=PATH`` items, a role given any number of times, as role -> paths."""
+    out: dict[str, list[Path]] = {}
+    for item in items:
+        role, sep, path = item.partition("=")
+        if not sep or not role or not path:
+            raise ParameterError(f"{option} expects ROLE=PATH, got {item!r}")
+        out.setdefault(role, []).append(Path(path))
+    return out
+
+
 def cmd_plot(args: argparse.Namespace) -> None:
     from .figures import plot
 
-    plot(args.figure, _named_paths(args.input, "--input"), args.out_prefix)
+    plot(args.figure, _role_paths(args.input, "--input"), args.out_prefix)
 
 
 def cmd_verdict(args: argparse.Namespace) -> None:
@@ -230,8 +241,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_distances)
 
     p = sub.add_parser("plot", help="draw a figure and write the numbers behind it")
-    p.add_argument("figure", help="figure name, e.g. fig2")
-    p.add_argument("--input", action="append", default=[], metavar="NAME=PATH", help="a named input file")
+    p.add_argument("figure", help="figure name (its file stem), e.g. fig3_fcn_width")
+    p.add_argument(
+        "--input",
+        action="append",
+        default=[],
+        metavar="ROLE=PATH",
+        help="an input file and its role (trajectories, spectra, compare, ...); a role may repeat",
+    )
     p.add_argument("--out-prefix", required=True, type=Path, help="writes PREFIX.pdf, PREFIX.png, PREFIX.json")
     p.set_defaults(func=cmd_plot)
 

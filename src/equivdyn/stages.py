@@ -10,7 +10,6 @@ the keys of what it reads, so a result can always be traced to what made it.
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import logging
 import os
 from collections.abc import Mapping
@@ -25,40 +24,25 @@ from .store import SpectrumFile, Trajectory, read_spectra, read_trajectory, writ
 
 log = logging.getLogger(__name__)
 
-#: Implementation version of every stage.  A code change that alters a stage's results
-#: bumps its number; the workflow's plan puts it into every spec, so all keys downstream
-#: change and the affected results are recomputed.
+#: Implementation version of every stage but training (each experiment versions its own
+#: trainer: :attr:`equivdyn.experiments.Experiment.train_version`).  A code change that
+#: alters a stage's results bumps its number; the plan puts it into every spec, so all
+#: keys downstream change and the affected results are recomputed.
 STAGE_VERSIONS: dict[str, int] = {
     # 2: files carry checksums (store format 2); every key changed so results are rebuilt
-    # 3: trajectory files also store the trainer's resolved parameters (params["resolved"])
-    "train_e1": 3,
-    "train_e2": 3,
-    "train_e4": 3,
-    "train_e4long": 3,
-    "train_e3": 3,
     "fit": 2,
     # 7: the verdict caps the distance between two modes (VERDICT_DEFAULTS["mismatch_cost"])
     "compare": 7,
     "distances": 7,
 }
 
-#: Experiments and the (module, function) that produce their trajectories, imported on
-#: demand so that planning and fitting never pay for torch.  ``e4long`` is E4's long
-#: single-initialisation runs that show (or do not show) grokking.
-TRAINERS = {
-    "e1": ("equivdyn.experiments.e1", "simulate"),
-    "e2": ("equivdyn.experiments.e2", "simulate"),
-    "e4": ("equivdyn.experiments.e4", "simulate"),
-    "e4long": ("equivdyn.experiments.e4", "simulate_long"),
-    "e3": ("equivdyn.experiments.e3", "simulate"),
-}
 
-
-def _check_spec(spec: Mapping[str, Any], stage: str, version_name: str | None = None) -> None:
-    """Check that ``spec`` is a spec for ``stage`` of this equivdyn's version of it."""
+def _check_spec(spec: Mapping[str, Any], stage: str, version: int | None = None) -> None:
+    """Check that ``spec`` is a spec for ``stage`` of this equivdyn's ``version`` of it
+    (:data:`STAGE_VERSIONS` by default)."""
     if spec.get("stage") != stage:
         raise ParameterError(f"stage: this is the {stage!r} command, but the spec is for stage {spec.get('stage')!r}")
-    expected = STAGE_VERSIONS[version_name or stage]
+    expected = STAGE_VERSIONS[stage] if version is None else version
     if spec.get("version") != expected:
         raise ParameterError(
             f"version: the spec for stage {stage!r} was planned for version {spec.get('version')!r}, "
@@ -120,6 +104,12 @@ TRAJECTORY_INPUT_PREFIX = "traj:"
 
 #: Significance level of the verdicts the stages compute.
 VERDICT_ALPHA = 0.05
+
+
+def pair_name(a: str, b: str) -> str:
+    """Name of the comparison of inputs ``a`` and ``b`` in a compare result's ``pairs``
+    (and of the plan's verdicts between two setups)."""
+    return f"{a}|{b}"
 
 
 def is_trajectory_input(name: str) -> bool:
@@ -213,18 +203,16 @@ def train(spec: Mapping[str, Any], inputs: Mapping[str, Path], out: str | os.Pat
 
     ``inputs`` maps the names in ``spec["inputs"]`` (e.g. a dataset) to files.
     """
-    experiment = spec["experiment"]
-    if experiment not in TRAINERS:
-        raise ParameterError(f"experiment: unknown experiment {experiment!r}; known: {', '.join(TRAINERS)}")
-    _check_spec(spec, "train", f"train_{experiment}")
+    from .experiments import get
+
+    experiment = get(spec["experiment"])
+    _check_spec(spec, "train", experiment.train_version)
     _check_named_inputs(spec, inputs)
-    module, function = TRAINERS[experiment]
-    simulate = getattr(importlib.import_module(module), function)
-    traj = simulate(dict(spec["params"]), dict(inputs))
+    traj = experiment.train(dict(spec["params"]), dict(inputs))
     # the spec (what the key is of) and the trainer's checked parameters, defaults and
     # setup-dependent values filled in (e.g. E4's weight decay)
     traj = dataclasses.replace(traj, params={**spec, "resolved": traj.params}, key=content_key(spec))
-    check_finite(traj, f"training {experiment} ({content_key(spec)})")
+    check_finite(traj, f"training {experiment.name} ({content_key(spec)})")
     write_trajectory(out, traj)
     log.info("wrote trajectory %s (%s)", out, traj.key)
     return traj
@@ -378,7 +366,7 @@ def compare(spec: Mapping[str, Any], inputs: Mapping[str, Path], out: str | os.P
             )
         except ValueError as exc:
             raise EquivdynError(f"comparing {inputs[a]} with {inputs[b]}: {exc}") from None
-        pairs[f"{a}|{b}"] = {
+        pairs[pair_name(a, b)] = {
             "distance": float(result.observed),
             "p_value": float(result.p_value),
             "null_mean": float(np.mean(result.null)),

@@ -1,31 +1,31 @@
-"""Figures: each writes ``PREFIX.pdf``, ``PREFIX.png`` and ``PREFIX.json`` (the numbers shown)."""
+"""Figures: each writes ``PREFIX.pdf``, ``PREFIX.png`` and ``PREFIX.json`` (the numbers shown).
+
+Each experiment owns its figures (:attr:`equivdyn.experiments.Experiment.figures`); this
+package holds what they share (:mod:`._common`) and :func:`plot`, which finds the
+experiment that draws a figure.
+"""
 
 from __future__ import annotations
 
-import importlib
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from ..errors import ParameterError
 
-#: Figure name -> module that draws it.
-FIGURES = {
-    "fig2": "equivdyn.figures.fig2",
-    "fig3": "equivdyn.figures.fig3",
-    "figS_fcn_seeds": "equivdyn.figures.figS_fcn_seeds",
-    "fig5": "equivdyn.figures.fig5",
-    "fig4": "equivdyn.figures.fig4",
-    "figS_cnn_epochs": "equivdyn.figures.figS_cnn_epochs",
-}
+
+def figure_names() -> dict[str, str]:
+    """Every figure a registered experiment draws, by name (its file stem), and the experiment's name."""
+    from ..experiments import registered
+
+    return {figure: experiment.name for experiment in registered() for figure in experiment.figures}
 
 
-def plot(figure: str, inputs: Mapping[str, Path], out_prefix: str | os.PathLike[str]) -> None:
-    """Draw ``figure`` from its named input files."""
-    if figure not in FIGURES:
-        raise ParameterError(f"figure: unknown figure {figure!r}; known: {', '.join(FIGURES)}")
-    module = importlib.import_module(FIGURES[figure])
-    missing = sorted(set(module.INPUTS) - set(inputs))
-    if missing:
-        raise ParameterError(f"plot {figure}: missing --input for {', '.join(missing)}")
-    module.plot(inputs, Path(out_prefix))
+def plot(figure: str, inputs: Mapping[str, Sequence[Path]], out_prefix: str | os.PathLike[str]) -> None:
+    """Draw ``figure`` from its input files, by role (e.g. ``{"trajectories": [...], "compare": [...]}``)."""
+    from ..experiments import get
+
+    names = figure_names()
+    if figure not in names:
+        raise ParameterError(f"figure: unknown figure {figure!r}; known: {', '.join(names)}")
+    get(names[figure]).draw(figure, inputs, Path(out_prefix))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from .._io import atomic_path, content_key, read_json_result, write_json_atomic  # noqa: E402
-from ..errors import InvalidFileError  # noqa: E402
+from ..errors import InvalidFileError, ParameterError  # noqa: E402
+from ..store import SpectrumFile, Trajectory, read_spectra, read_trajectory  # noqa: E402
 
 plt.rcParams.update({"figure.dpi": 100, "savefig.dpi": 150, "font.size": 9, "axes.titlesize": 9})
 
@@ -44,6 +44,57 @@ def read_comparison(path: str | Path, experiment: str) -> dict[str, Any]:
     if result["key"] != content_key(result["spec"]):
         raise InvalidFileError(p, f"holds key {result['key']!r}, which is not the key of the spec inside it")
     return result
+
+
+def one(inputs: Mapping[str, Sequence[Path]], role: str) -> Path:
+    """The single file of input ``role``."""
+    files = inputs.get(role, [])
+    if len(files) != 1:
+        raise ParameterError(f"--input {role}: the figure needs exactly one {role} file, got {len(files)}")
+    return Path(files[0])
+
+
+def read_runs(inputs: Mapping[str, Sequence[Path]], fields: Sequence[str], *, observables: bool = True) -> dict[tuple, Trajectory]:
+    """The trajectory files of role ``trajectories``, by the values of their planned
+    parameters ``fields`` (e.g. ``("width", "seed")``), read from the files themselves."""
+    runs: dict[tuple, Trajectory] = {}
+    for path in inputs.get("trajectories", []):
+        traj = read_trajectory(path, observables=observables)
+        planned = traj.params.get("params", {})
+        missing = [f for f in fields if f not in planned]
+        if missing:
+            raise InvalidFileError(Path(path), f"its planned parameters hold no {', '.join(missing)}")
+        ident = tuple(planned[f] for f in fields)
+        if ident in runs:
+            raise ParameterError(f"--input trajectories: two files have {dict(zip(fields, ident))}")
+        runs[ident] = traj
+    if not runs:
+        raise ParameterError("--input trajectories: the figure needs the trajectory files")
+    return runs
+
+
+def read_run_spectra(inputs: Mapping[str, Sequence[Path]], runs: Mapping[tuple, Trajectory]) -> dict[tuple, SpectrumFile]:
+    """The spectrum files of role ``spectra``, by the run (see :func:`read_runs`) each was fitted to."""
+    by_key = {traj.key: ident for ident, traj in runs.items()}
+    files: dict[tuple, SpectrumFile] = {}
+    for path in inputs.get("spectra", []):
+        data = read_spectra(path)
+        ident = by_key.get(data.inputs[0] if data.inputs else None)
+        if ident is None:
+            raise ParameterError(f"--input spectra: {path} was fitted to a trajectory that is not an input")
+        files[ident] = data
+    if set(files) != set(runs):
+        raise ParameterError("--input: every trajectory needs its spectrum file and vice versa")
+    return files
+
+
+def input_names(result: Mapping[str, Any], keys: Mapping[tuple, str]) -> dict[tuple, str]:
+    """The name a compare or distances result gives each run's spectrum (``keys``: run -> key)."""
+    names = {key: name for name, key in result["spec"]["inputs"].items()}
+    missing = [ident for ident, key in keys.items() if key not in names]
+    if missing:
+        raise ParameterError(f"the comparison {result['key']} has no input for the runs {missing}")
+    return {ident: names[key] for ident, key in keys.items()}
 
 
 def pairs_of(eigenvalues: np.ndarray) -> list[list[float]]:

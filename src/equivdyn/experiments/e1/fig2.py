@@ -9,34 +9,35 @@ The JSON beside the figure holds the spectra, the distances, the controls and th
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 
-from ..store import read_spectra, read_trajectory
-from ._common import (
+from ...errors import ParameterError
+from ...figures._common import (
     RANDOMIZATION_CONTROL,
     VERDICT_NOTE,
+    one,
     pairs_of,
     plt,
     read_comparison,
+    read_run_spectra,
+    read_runs,
     save,
     unit_circle,
     verdict_text,
     verdicts_of,
 )
+from ...stages import pair_name
+from . import METHODS, PAIRS, VERDICTS
 
-METHODS = ("omd", "ogd", "bm")
 LABELS = {"omd": "OMD", "ogd": "OGD", "bm": "BM"}
 STYLES = {"omd": ("k", "o"), "ogd": ("tab:red", "^"), "bm": ("tab:blue", "*")}
 STATE_NAMES = {"omd": "x", "ogd": "u", "bm": "z"}
-INPUTS = ("compare", *(f"traj_{m}" for m in METHODS), *(f"spec_{m}" for m in METHODS))
 #: The paper's example run: the OMD initial condition x0 = (0.5, 0.7); the other methods
 #: show the run with the same index on their own grids.
 EXAMPLE_X0 = (0.5, 0.7)
-#: The comparisons that get a calibrated verdict.
-VERDICTS = ("omd|ogd", "omd|bm")
 
 
 def _pseudo_seeds(comparison: dict, n_runs: int) -> str:
@@ -51,14 +52,18 @@ def _pseudo_seeds(comparison: dict, n_runs: int) -> str:
     )
 
 
-def _label(name: str) -> str:
-    return " vs ".join(LABELS[m] for m in name.split("|"))
+def _label(a: str, b: str) -> str:
+    return f"{LABELS[a]} vs {LABELS[b]}"
 
 
-def plot(inputs: Mapping[str, Path], prefix: Path) -> None:
-    trajs = {m: read_trajectory(inputs[f"traj_{m}"]) for m in METHODS}
-    spectra = {m: read_spectra(inputs[f"spec_{m}"]).spectra["all"] for m in METHODS}
-    comparison = read_comparison(inputs["compare"], "e1")
+def plot(inputs: Mapping[str, Sequence[Path]], prefix: Path) -> None:
+    runs = read_runs(inputs, ("method",))
+    files = read_run_spectra(inputs, runs)
+    if set(runs) != {(m,) for m in METHODS}:
+        raise ParameterError(f"--input trajectories: the figure needs one run of each method {', '.join(METHODS)}")
+    trajs = {m: runs[m,] for m in METHODS}
+    spectra = {m: files[m,].spectra["all"] for m in METHODS}
+    comparison = read_comparison(one(inputs, "compare"), "e1")
     loss = trajs["omd"].params["params"]["loss"]
 
     x0 = trajs["omd"].observables["state"][:, 0, :]
@@ -100,27 +105,28 @@ def plot(inputs: Mapping[str, Path], prefix: Path) -> None:
             ax.set(xlim=(-1.25, 1.25), ylim=(-1.25, 1.25), aspect="equal", title="(c) Koopman spectra")
         ax.legend(fontsize=7, loc="lower left")
 
-    pairs = comparison["pairs"]
-    verdicts = verdicts_of(comparison, VERDICTS)
+    pairs = {(a, b): comparison["pairs"][pair_name(a, b)] for a, b in PAIRS}
+    verdicts = verdicts_of(comparison, [pair_name(a, b) for a, b in VERDICTS])
+    by_pair = dict(zip(VERDICTS, verdicts.values()))
     n_seeds = [v["n_seeds"][0] for v in verdicts.values() if v is not None]
     unit = f"grid rows as pseudo-seeds, {n_seeds[0]} per method" if n_seeds else "grid rows"
     title = (
         f"E1, loss {loss}: Wasserstein distance between spectra (p: the paper's randomisation control)\n"
         + ",   ".join(
-            _label(k) + f": {v['distance']:.3g} (control p = {v['p_value']:.2g})" for k, v in pairs.items()
+            _label(*k) + f": {v['distance']:.3g} (control p = {v['p_value']:.2g})" for k, v in pairs.items()
         )
         + f"\ncalibrated verdicts ({unit}): "
-        + ";   ".join(f"{_label(k)}: {verdict_text(v, 'grid rows', prefix=False)}" for k, v in verdicts.items())
+        + ";   ".join(f"{_label(*k)}: {verdict_text(v, 'grid rows', prefix=False)}" for k, v in by_pair.items())
     )
     fig.suptitle(title)
     fig.tight_layout()
 
-    distances = {k: v["distance"] for k, v in pairs.items()}
+    distances = {pair_name(*k): v["distance"] for k, v in pairs.items()}
     numbers = {
         "spectra": {m: pairs_of(spectra[m].eigenvalues) for m in METHODS},
         "residuals": {m: [float(r) for r in spectra[m].residuals] for m in METHODS},
         "distances": distances,
-        "controls": {k: {"p_value": v["p_value"], "n_shuffles": v["n_shuffles"], "null_mean": v["null_mean"]}
+        "controls": {pair_name(*k): {"p_value": v["p_value"], "n_shuffles": v["n_shuffles"], "null_mean": v["null_mean"]}
                      for k, v in pairs.items()},
         "controls_are": RANDOMIZATION_CONTROL,
         "verdicts": verdicts,
@@ -128,10 +134,11 @@ def plot(inputs: Mapping[str, Path], prefix: Path) -> None:
         "verdicts_are": VERDICT_NOTE,
         "verdict_pseudo_seeds": _pseudo_seeds(comparison, int(x0.shape[0])),
         "title": title,
-        "ratio_bm_to_omd_ogd": min(distances["ogd|bm"], distances["omd|bm"]) / distances["omd|ogd"],
+        "ratio_bm_to_omd_ogd": min(pairs["ogd", "bm"]["distance"], pairs["omd", "bm"]["distance"])
+        / pairs["omd", "ogd"]["distance"],
         "example": {"index": example, "x0": [float(v) for v in x0[example]]},
         "loss": loss,
         "keys": {"compare": comparison["key"], **{f"traj_{m}": trajs[m].key for m in METHODS},
-                 **{f"spec_{m}": read_spectra(inputs[f"spec_{m}"]).key for m in METHODS}},
+                 **{f"spec_{m}": files[m,].key for m in METHODS}},
     }
     save(fig, numbers, prefix)

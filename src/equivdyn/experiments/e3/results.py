@@ -1,8 +1,8 @@
 """Loading and summarising what the E3 figures (Fig. 4 and its per-epoch appendix figure) draw from.
 
-The inputs are, per network, the trajectory of every seed (``traj_<network>_s<seed>``;
-only their metrics are read) and the distances file of the network
-(``distances_<network>``): for each group (``window``, ``epoch``) the Wasserstein
+The inputs are, per network, the trajectory of every seed (role ``trajectories``; only
+their metrics are read) and the distances file of the network (role ``distances``): for
+each group (``window``, ``epoch``) the Wasserstein
 distance between the spectra of every two segments, per seed, with mean and sd over
 seeds, and the calibrated verdicts between the first and the last segment of each group
 across seeds.  Either network may be absent; the figures then leave out its panels.
@@ -10,28 +10,25 @@ across seeds.  Either network may be absent; the figures then leave out its pane
 
 from __future__ import annotations
 
-import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .._io import content_key
-from ..data import cifar10
-from ..errors import InvalidFileError, ParameterError
-from ..store import Trajectory, read_trajectory
-from ._common import plt, read_json_result, verdict_text
+from ..._io import content_key
+from ...data import cifar10
+from ...errors import InvalidFileError, ParameterError
+from ...figures._common import plt, read_json_result, read_runs, verdict_text
+from ...stages import TRAJECTORY_INPUT_PREFIX, is_trajectory_input, pair_name
+from ...store import Trajectory
+from . import NETWORKS
 
-#: Networks in the order their panels appear.
-NETWORKS = ("lenet", "resnet20")
 LABELS = {"lenet": "LeNet on MNIST", "resnet20": "ResNet-20 on CIFAR-10"}
 SYNTHETIC_LABEL = "SYNTHETIC DATA"
 #: How the summary defines the late windows (also stated in the JSON).
 LATE_WINDOWS = "the second half of the windows, indices count // 2 to count - 1"
-
-_NAME = re.compile(r"^traj_(\w+?)_s(\d+)$|^distances_(\w+)$")
 
 
 @dataclass(frozen=True)
@@ -57,6 +54,8 @@ class E3Network:
     trajectories: dict[int, Trajectory]
     distances: dict[str, Any]
     synthetic: bool
+    #: The distances file's name of each seed's run, in seed order.
+    names: list[str]
 
     def label(self) -> str:
         """Panel title prefix; says SYNTHETIC DATA when the data is the stand-in."""
@@ -71,7 +70,7 @@ class E3Network:
     def per_seed(self, group: str) -> np.ndarray:
         """Distance matrices of ``group``, float [S, K, K] in seed order."""
         per_input = self.group(group)["per_input"]
-        return np.array([per_input[f"{self.name}_s{s}"] for s in self.seeds], dtype=float)
+        return np.array([per_input[name] for name in self.names], dtype=float)
 
     def steps(self, group: str) -> list[list[int]]:
         """``[first, last]`` step of every segment of ``group``."""
@@ -80,7 +79,7 @@ class E3Network:
     def first_vs_last(self, group: str) -> tuple[str, dict[str, Any] | None]:
         """Name and verdict (``None`` if none was computed) of the first vs the last segment of ``group``."""
         names = self.group(group)["names"]
-        name = f"{names[0]}|{names[-1]}"
+        name = pair_name(names[0], names[-1])
         return name, self.distances.get("verdicts", {}).get(name)
 
     def first_vs_last_text(self, group: str) -> str:
@@ -111,46 +110,56 @@ def read_distances(path: str | Path) -> dict[str, Any]:
     return result
 
 
-def load(inputs: Mapping[str, Path]) -> tuple[dict[str, E3Network], dict[str, str]]:
-    """Read the named inputs; return the networks present (in :data:`NETWORKS` order) and the keys."""
-    trajectories: dict[str, dict[int, Trajectory]] = {}
+def load(inputs: Mapping[str, Sequence[Path]]) -> tuple[dict[str, E3Network], dict[str, str]]:
+    """Read the inputs of roles ``trajectories`` and ``distances``; return the networks
+    present (in :data:`NETWORKS` order) and the keys.  Each run's network and seed are the
+    ones stored in its trajectory file; each distances file belongs to the network whose
+    trajectories it names."""
+    runs = read_runs(inputs, ("model", "seed"), observables=False)
+    by_key = {traj.key: ident for ident, traj in runs.items()}
     distances: dict[str, dict[str, Any]] = {}
-    keys: dict[str, str] = {}
-    for name, path in inputs.items():
-        match = _NAME.match(name)
-        network = match and (match.group(1) or match.group(3))
-        if network not in NETWORKS:
-            raise ParameterError(
-                f"--input {name}: expected traj_<network>_s<seed> or distances_<network>, "
-                f"network one of {', '.join(NETWORKS)}"
-            )
-        if match.group(1):
-            traj = read_trajectory(path, observables=False)
-            trajectories.setdefault(network, {})[int(match.group(2))] = traj
-            keys[name] = traj.key
-        else:
-            distances[network] = read_distances(path)
-            keys[name] = distances[network]["key"]
-    if set(trajectories) != set(distances):
-        raise ParameterError("every network needs its distances_<network> and traj_<network>_s<seed> inputs")
+    names: dict[tuple[str, int], str] = {}  # (network, seed) -> name in its distances file
+    for path in inputs.get("distances", []):
+        result = read_distances(path)
+        mine = {
+            by_key[key]: name[len(TRAJECTORY_INPUT_PREFIX):]
+            for name, key in result["spec"]["inputs"].items()
+            if is_trajectory_input(name) and key in by_key
+        }
+        networks = {network for network, _ in mine}
+        if len(networks) != 1:
+            raise ParameterError(f"--input distances: {path} names the trajectories of {len(networks)} input networks, not 1")
+        (network,) = networks
+        if network in distances:
+            raise ParameterError(f"--input distances: two files for network {network}")
+        distances[network] = result
+        names.update(mine)
     if not distances:
-        raise ParameterError("no E3 input: give distances_<network> and traj_<network>_s<seed>")
+        raise ParameterError("--input distances: the figure needs the distances files")
+    trained = {network for network, _ in runs}
+    if trained != set(distances):
+        raise ParameterError(
+            f"--input: every network needs its distances file and its trajectories; trajectories of "
+            f"{', '.join(sorted(trained))}, distances of {', '.join(sorted(distances))}"
+        )
+    keys = {f"traj_{names[i]}": t.key for i, t in runs.items() if i in names}
+    keys.update({f"distances_{network}": result["key"] for network, result in distances.items()})
     networks = {}
     for network in NETWORKS:
         if network not in distances:
             continue
-        seeds = sorted(trajectories[network])
-        expected = {f"{network}_s{s}" for s in seeds}
+        seeds = sorted(s for n, s in runs if n == network)
+        expected = {names.get((network, s)) for s in seeds}
         for group in distances[network]["groups"].values():
             if set(group["per_input"]) != expected:
                 raise ParameterError(
-                    f"distances_{network}: has distances of {sorted(group['per_input'])}, "
-                    f"but the trajectories are {sorted(expected)}"
+                    f"distances of {network}: has distances of {sorted(group['per_input'])}, "
+                    f"but the trajectories are {sorted(map(str, expected))}"
                 )
-        synthetic = any(
-            t.params.get("inputs", {}).get("data") == cifar10.SYNTHETIC_KEY for t in trajectories[network].values()
-        )
-        networks[network] = E3Network(network, seeds, trajectories[network], distances[network], synthetic)
+        trajectories = {s: runs[network, s] for s in seeds}
+        synthetic = any(t.params.get("inputs", {}).get("data") == cifar10.SYNTHETIC_KEY for t in trajectories.values())
+        order = [names[network, s] for s in seeds]
+        networks[network] = E3Network(network, seeds, trajectories, distances[network], synthetic, order)
     return networks, keys
 
 

@@ -12,16 +12,15 @@ whose dynamics differ from the later ones.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ._common import VERDICT_NOTE, plt, save
-from ._e3 import E3Network, early_vs_late, heat_map, load, to_last
+from ...figures._common import VERDICT_NOTE, plt, save
+from .results import E3Network, early_vs_late, heat_map, load, to_last
 
-INPUTS: tuple[str, ...] = ()
 
 
 def _train_loss(net: E3Network, last_step: int) -> dict[str, list[float]]:
@@ -89,7 +88,7 @@ def _row(fig: plt.Figure, axes: Any, net: E3Network, row: int) -> dict[str, Any]
     }
 
 
-def plot(inputs: Mapping[str, Path], prefix: Path) -> None:
+def plot(inputs: Mapping[str, Sequence[Path]], prefix: Path) -> None:
     networks, keys = load(inputs)
     fig, grid = plt.subplots(len(networks), 3, figsize=(15, 4.3 * len(networks)), squeeze=False)
     numbers: dict[str, Any] = {"networks": list(networks)}

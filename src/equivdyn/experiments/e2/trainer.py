@@ -56,10 +56,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from ..data import mnist
-from ..errors import ParameterError, check_choice, check_int, is_number
-from ..store import Trajectory
-from ._torch import StackedAdamW, StackedSGD, reproducible
+from ...data import mnist
+from ...errors import ParameterError, check_choice, check_int, is_number
+from ...store import Trajectory
+from .._torch import StackedAdamW, StackedSGD, reproducible
 
 log = logging.getLogger(__name__)
 

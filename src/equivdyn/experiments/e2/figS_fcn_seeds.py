@@ -8,18 +8,17 @@ reference width, with the calibrated verdict of that width pair.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 
-from ._common import VERDICT_NOTE, pairs_of, plt, save, spectra_near_one, verdict_text, verdicts_of
-from ._e2 import load
-
-INPUTS = ("compare",)
+from ...figures._common import VERDICT_NOTE, pairs_of, plt, save, spectra_near_one, verdict_text, verdicts_of
+from .results import load
 
 
-def plot(inputs: Mapping[str, Path], prefix: Path) -> None:
+
+def plot(inputs: Mapping[str, Sequence[Path]], prefix: Path) -> None:
     res = load(inputs)
     h = res.reference_width
     narrow = res.widths[0]

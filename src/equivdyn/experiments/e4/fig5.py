@@ -9,63 +9,66 @@ seed, (d) histogram of the per-seed distances between the setups against the wit
 
 from __future__ import annotations
 
-import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 
-from ..errors import ParameterError
-from ..store import read_spectra, read_trajectory
-from ._common import (
+from ...errors import ParameterError
+from ...figures._common import (
     LABEL_PERMUTATION_TEST,
     RANDOMIZATION_CONTROL,
     VERDICT_NOTE,
     pairs_of,
     plt,
+    input_names,
+    one,
     read_comparison,
+    read_run_spectra,
+    read_runs,
     save,
     spectra_near_one,
     verdict_text,
     verdicts_of,
 )
+from ...store import read_trajectory
+from ...stages import pair_name
+from . import SETUPS
 
-SETUPS = ("grokking", "constrained")
 COLOURS = {"grokking": "tab:red", "constrained": "tab:blue"}
-INPUTS = ("compare", *(f"long_{s}" for s in SETUPS))
-_NAME = re.compile(r"^(traj|spec)_(grokking|constrained)_s(\d+)$")
 
 
-def plot(inputs: Mapping[str, Path], prefix: Path) -> None:
-    windows, spectra, keys = {}, {}, {}
-    for name, path in inputs.items():
-        match = _NAME.match(name)
-        if match is None:
-            if name not in INPUTS:
-                raise ParameterError(f"--input {name}: not an input of fig5")
-            continue
-        kind, setup, seed = match.group(1), match.group(2), int(match.group(3))
-        if kind == "traj":
-            windows[setup, seed] = read_trajectory(path, observables=False)
-            keys[name] = windows[setup, seed].key
-        else:
-            data = read_spectra(path)
-            spectra[setup, seed] = data.spectra["all"]
-            keys[name] = data.key
-    longs = {s: read_trajectory(inputs[f"long_{s}"]) for s in SETUPS}
+def plot(inputs: Mapping[str, Sequence[Path]], prefix: Path) -> None:
+    windows = read_runs(inputs, ("setup", "seed"), observables=False)
+    files = read_run_spectra(inputs, windows)
+    spectra = {ident: data.spectra["all"] for ident, data in files.items()}
+    longs = {}
+    for path in inputs.get("long", []):
+        traj = read_trajectory(path)
+        longs[traj.params["params"]["setup"]] = traj
+    if set(longs) != set(SETUPS):
+        raise ParameterError(f"--input long: the figure needs one long run of each setup {', '.join(SETUPS)}")
+    comparison = read_comparison(one(inputs, "compare"), "e4")
+    names = input_names(comparison, {ident: data.key for ident, data in files.items()})
+    keys = {f"traj_{names[i]}": t.key for i, t in windows.items()}
+    keys.update({f"spec_{names[i]}": d.key for i, d in files.items()})
     keys.update({f"long_{s}": longs[s].key for s in SETUPS})
-    comparison = read_comparison(inputs["compare"], "e4")
     keys["compare"] = comparison["key"]
     seeds = sorted({seed for _, seed in spectra})
     pairs = comparison["pairs"]
-    distances = [pairs[f"grokking_s{s}|constrained_s{s}"]["distance"] for s in seeds]
+
+    def distance(a: tuple[str, int], b: tuple[str, int]) -> float:
+        return pairs[pair_name(names[a], names[b])]["distance"]
+
+    distances = [distance(("grokking", s), ("constrained", s)) for s in seeds]
     within = {
-        setup: [pairs[f"{setup}_s{s}|{setup}_s{t}"]["distance"] for i, s in enumerate(seeds) for t in seeds[i + 1:]]
+        setup: [distance((setup, s), (setup, t)) for i, s in enumerate(seeds) for t in seeds[i + 1:]]
         for setup in SETUPS
     }
-    test = comparison["permutation_tests"]["grokking|constrained"]
-    verdicts = verdicts_of(comparison, ["grokking|constrained"])
-    text = verdict_text(verdicts["grokking|constrained"])
+    versus = pair_name(*SETUPS)
+    test = comparison["permutation_tests"][versus]
+    verdicts = verdicts_of(comparison, [versus])
+    text = verdict_text(verdicts[versus])
 
     fig, grid = plt.subplots(2, 2, figsize=(11, 8.5))
     ax = grid[0, 0]
@@ -114,14 +117,15 @@ def plot(inputs: Mapping[str, Path], prefix: Path) -> None:
     numbers = {
         "seeds": seeds,
         "spectra": {setup: {f"s{s}": pairs_of(spectra[setup, s].eigenvalues) for s in seeds} for setup in SETUPS},
-        "distances": {"grokking|constrained": distances},
+        "distances": {versus: distances},
         "within": within,
         "summary": {
             "between_setups_mean": float(np.mean(distances)),
             "within_mean": float(np.mean(reference)),
         },
-        "randomization_p_values": {"grokking|constrained": [pairs[f"grokking_s{s}|constrained_s{s}"]["p_value"]
-                                                             for s in seeds]},
+        "randomization_p_values": {
+            versus: [pairs[pair_name(names["grokking", s], names["constrained", s])]["p_value"] for s in seeds]
+        },
         "randomization_control_is": RANDOMIZATION_CONTROL,
         "permutation_test": {k: test[k] for k in ("statistic", "p_value", "effect_size", "between_mean",
                                                    "between_ci95", "within_mean", "n_permutations", "paired")},

@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ParameterError
-from ..store import Trajectory
+from ...errors import ParameterError
+from ...store import Trajectory
 
 METHODS = ("omd", "ogd", "bm")
 LOSSES = ("tan", "quadratic", "quartic")

@@ -8,19 +8,18 @@ the last across seeds.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ._common import VERDICT_NOTE, plt, save
-from ._e3 import heat_map, load, to_last
-
-INPUTS: tuple[str, ...] = ()
+from ...figures._common import VERDICT_NOTE, plt, save
+from .results import heat_map, load, to_last
 
 
-def plot(inputs: Mapping[str, Path], prefix: Path) -> None:
+
+def plot(inputs: Mapping[str, Sequence[Path]], prefix: Path) -> None:
     networks, keys = load(inputs)
     fig, axes = plt.subplots(1, len(networks), figsize=(5.5 * len(networks), 4.5), squeeze=False)
     numbers: dict[str, Any] = {"networks": list(networks)}

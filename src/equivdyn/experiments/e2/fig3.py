@@ -9,12 +9,12 @@ calibrated verdict of each width pair, (f) test loss relative to the reference w
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 
-from ._common import (
+from ...figures._common import (
     LABEL_PERMUTATION_TEST,
     RANDOMIZATION_CONTROL,
     VERDICT_NOTE,
@@ -25,9 +25,8 @@ from ._common import (
     verdict_text,
     verdicts_of,
 )
-from ._e2 import E2Results, load, mean_sd
+from .results import E2Results, load, mean_sd
 
-INPUTS = ("compare",)
 #: Weights shown per network in the example-trajectory panels.
 N_EXAMPLE_WEIGHTS = 4
 #: Steps of the running mean drawn in panel (a): every run sees the same batch at a given
@@ -89,7 +88,7 @@ def _example_panel(ax: plt.Axes, res: E2Results, narrow: int, colours: dict[int,
     ax.legend(fontsize=7)
 
 
-def plot(inputs: Mapping[str, Path], prefix: Path) -> None:
+def plot(inputs: Mapping[str, Sequence[Path]], prefix: Path) -> None:
     res = load(inputs)
     colours = _colours(res.widths)
     loss = _train_loss_summary(res)

@@ -55,10 +55,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from ..errors import ParameterError, check_choice, check_int, is_number
-from ..models import MODELS, build_model, final_layer
-from ..store import Trajectory
-from ._torch import reproducible
+from ...errors import ParameterError, check_choice, check_int, is_number
+from ...models import MODELS, build_model, final_layer
+from ...store import Trajectory
+from .._torch import reproducible
 
 log = logging.getLogger(__name__)
 
@@ -264,7 +264,7 @@ def load_data(model: str, path: str | os.PathLike[str]) -> dict[str, np.ndarray]
     InvalidFileError
         The file is missing, unreadable or malformed.
     """
-    from ..data import cifar10, mnist
+    from ...data import cifar10, mnist
 
     path = Path(path)
     info = MODELS[model]

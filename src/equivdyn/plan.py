@@ -1,0 +1,272 @@
+"""The workflow's plan: every job a configuration asks for, as a content-keyed spec.
+
+A spec ``{"stage", "experiment", "version", "params", "inputs"}`` holds every parameter
+that determines a result and the content keys of the results it reads; its content key
+(SHA-256 of its canonical JSON) names the output file.  Results so form a Merkle DAG:
+changing a parameter changes the keys of exactly the results that depend on it, and
+reverting it points the workflow back at results that already exist.
+
+Each experiment (:mod:`equivdyn.experiments`) adds its jobs and figures to a
+:class:`Plan`; the workflow (``rules/``) only loops over what the plan holds.  This
+module imports neither torch nor Snakemake.
+"""
+
+from __future__ import annotations
+
+import string
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import TYPE_CHECKING, Any
+
+from ._io import content_key
+from .errors import ParameterError
+from .stages import STAGE_VERSIONS, TRAJECTORY_INPUT_PREFIX
+
+if TYPE_CHECKING:
+    from .experiments import Experiment
+
+#: Folder of every result, of the figures, and the index of the plan.
+RESULTS = "results"
+FIGURES = f"{RESULTS}/figures"
+INDEX = f"{RESULTS}/index.tsv"
+#: Files each figure writes: the picture twice and the numbers it draws.
+FIGURE_EXTENSIONS = ("pdf", "png", "json")
+
+
+@dataclass(frozen=True)
+class Job:
+    """One planned job: its output path, its spec and what a scheduler needs to run it."""
+
+    path: str
+    spec: dict[str, Any]
+    mem_mb: int = 1000
+    threads: int = 1
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One planned figure.
+
+    ``inputs`` maps each role the experiment's drawing function reads (e.g.
+    ``"trajectories"``) to the content keys of its files; the drawing function learns
+    what each file is (width, seed, …) from the parameters stored in it, never from a name.
+    """
+
+    experiment: str
+    target: str  # the workflow's target (``snakemake fig3``)
+    stem: str  # results/figures/<stem>.{pdf,png,json}
+    inputs: dict[str, list[str]]
+    caption: str  # reStructuredText, values filled in
+    json_caption: str
+    category: str
+    mem_mb: int = 1000
+
+    def files(self) -> list[str]:
+        return [f"{FIGURES}/{self.stem}.{ext}" for ext in FIGURE_EXTENSIONS]
+
+
+@dataclass
+class Plan:
+    """Every job and figure of one configuration (``config`` as the schema filled it in)."""
+
+    config: Mapping[str, Any]
+    jobs: dict[str, Job] = field(default_factory=dict)
+    figures: dict[str, Figure] = field(default_factory=dict)
+
+    def add(
+        self,
+        stage: str,
+        experiment: str,
+        params: Mapping[str, Any],
+        inputs: Mapping[str, str] | None = None,
+        *,
+        version: int | None = None,
+        ext: str = "h5",
+        mem_mb: int = 1000,
+        threads: int = 1,
+    ) -> str:
+        """Record a job and return its content key (``version``: the stage's, by default)."""
+        spec = {
+            "stage": stage,
+            "experiment": experiment,
+            "version": STAGE_VERSIONS[stage] if version is None else version,
+            "params": dict(params),
+            "inputs": dict(inputs or {}),
+        }
+        key = content_key(spec)
+        self.jobs[key] = Job(f"{RESULTS}/{stage}/{experiment}/{key}.{ext}", spec, mem_mb, threads)
+        return key
+
+    def train(self, experiment: Experiment, params: Mapping[str, Any], inputs: Mapping[str, str] | None = None) -> str:
+        """Record a training job of ``experiment`` (its trainer's version and threads)."""
+        return self.add(
+            "train",
+            experiment.name,
+            params,
+            inputs,
+            version=experiment.train_version,
+            mem_mb=4000,
+            threads=experiment.train_threads,
+        )
+
+    def fit(self, experiment: str, params: Mapping[str, Any], trajectory: str) -> str:
+        """Record the Koopman fit of the trajectory with key ``trajectory``."""
+        return self.add("fit", experiment, params, {"trajectory": trajectory}, mem_mb=4000)
+
+    def path(self, key: str) -> str:
+        return self.jobs[key].path
+
+    def dataset(self, name: str) -> str:
+        """Record the data job of dataset ``name`` (``mnist`` or ``cifar10``), return its key.
+
+        The key is the hash of the dataset's content checksums, whatever the source (a
+        local copy or a download), so every downstream key depends on the data, not on
+        its path.
+        """
+        from .data import cifar10, mnist
+
+        if name == "mnist":
+            key, spec = mnist.DATASET_KEY, mnist.DATASET_SPEC
+        elif name == "cifar10":
+            source = self.config["data"]["cifar10"]
+            key, spec = cifar10.dataset_key(source), cifar10.dataset_spec(source)
+        else:
+            raise ParameterError(f"dataset: unknown dataset {name!r}; known: mnist, cifar10")
+        self.jobs[key] = Job(f"{RESULTS}/data/{name}/{key}.npz", spec)
+        return key
+
+    def figure(
+        self,
+        experiment: Experiment,
+        target: str,
+        stem: str,
+        inputs: Mapping[str, Sequence[str]],
+        *,
+        caption: str,
+        json_caption: str,
+        category: str,
+        values: Mapping[str, object] | None = None,
+        mem_mb: int = 1000,
+    ) -> None:
+        """Record a figure; ``caption`` and ``json_caption`` name reStructuredText files of
+        the experiment's package, whose ``$name`` fields are filled from ``values``."""
+        self.figures[stem] = Figure(
+            experiment.name,
+            target,
+            stem,
+            {role: list(keys) for role, keys in inputs.items()},
+            experiment.text(caption, values),
+            experiment.text(json_caption, values),
+            category,
+            mem_mb,
+        )
+
+    def targets(self) -> dict[str, list[str]]:
+        """Each figure target and the files it makes (a target may have several figures)."""
+        out: dict[str, list[str]] = {}
+        for fig in self.figures.values():
+            out.setdefault(fig.target, []).extend(fig.files())
+        return out
+
+
+def read_text(package: str, name: str, values: Mapping[str, object] | None = None) -> str:
+    """Text file ``name`` of ``package`` with its ``$field`` placeholders filled from ``values``."""
+    text = resources.files(package).joinpath(name).read_text(encoding="utf-8")
+    return string.Template(text).substitute(values or {})
+
+
+def traj_input(name: str) -> str:
+    """Name of the trajectory input ``name`` of a compare or distances job."""
+    return f"{TRAJECTORY_INPUT_PREFIX}{name}"
+
+
+def verdict(name: str, a: Sequence[str], b: Sequence[str], observable: str, **extra: object) -> dict[str, Any]:
+    """A verdict of a compare or distances job: setups ``a`` and ``b`` are lists of
+    trajectory names (one per seed), compared on ``observable``."""
+    return {
+        "name": name,
+        "a": [traj_input(n) for n in a],
+        "b": [traj_input(n) for n in b],
+        "observable": observable,
+        **extra,
+    }
+
+
+def verdict_mem_mb(held: int, largest: int) -> int:
+    """Memory (MB) of a job that computes verdicts (:func:`equivdyn.verdict.compare_runs`).
+
+    ``held`` is the number of float64 values the job holds throughout (e.g. segments cut
+    from every seed), ``largest`` that of the largest single seed it reads: each seed is
+    read and reduced by PCA one at a time, which takes up to five copies of it (the data
+    as stored and as float64, the centred data, the SVD's factor and its workspace).
+    """
+    return int(1000 + (held + 5 * largest) * 8 / 2**20)
+
+
+def check_delays(field: str, n_delays: int, n_steps: int) -> None:
+    """Cross-field check the schema cannot express; the error names the field."""
+    if n_steps - n_delays < 2:
+        raise ParameterError(
+            f"{field}={n_delays} leaves fewer than 2 embedded snapshots from {n_steps} "
+            f"recorded steps; use n_delays <= {n_steps - 2}"
+        )
+
+
+def check_koopman(
+    field: str,
+    n_delays: int,
+    rank: int | None,
+    n_components: int | None,
+    n_inits: int,
+    n_steps: int,
+    n_observables: int,
+) -> None:
+    """Check a fit's rank and principal components against what its data allow.
+
+    ``field`` is the config section (e.g. ``e1.koopman``).  The fit projects each of
+    ``n_inits`` trajectories of ``n_steps`` snapshots of ``n_observables`` values on
+    ``n_components`` principal components (if given), embeds each snapshot with
+    ``n_delays`` lagged copies, and pairs consecutive embedded snapshots; DMD's rank
+    cannot exceed the dimension of an embedded snapshot nor the number of pairs.
+    """
+    most_components = min(n_inits * n_steps, n_observables)
+    if n_components is not None and n_components > most_components:
+        raise ParameterError(
+            f"{field}.n_components={n_components} exceeds what the data allow: "
+            f"{n_inits} x {n_steps} snapshots of {n_observables} observables have at most "
+            f"{most_components} principal components"
+        )
+    n_features = n_observables if n_components is None else n_components
+    dimension = (n_delays + 1) * n_features
+    n_pairs = n_inits * (n_steps - n_delays - 1)
+    if rank is not None and rank > min(dimension, n_pairs):
+        raise ParameterError(
+            f"{field}.rank={rank} exceeds what the data allow: an embedded snapshot has "
+            f"({n_delays} + 1) x {n_features} = {dimension} dimensions and there are "
+            f"{n_inits} x ({n_steps} - {n_delays} - 1) = {n_pairs} snapshot pairs; "
+            f"use {field}.rank <= {min(dimension, n_pairs)}"
+        )
+
+
+def build(config: Mapping[str, Any], experiments: Sequence[Experiment] | None = None) -> Plan:
+    """The plan of ``config``: every registered experiment whose section it has adds its jobs."""
+    from .experiments import registered
+
+    plan = Plan(config)
+    for path_field in ("mnist", "cifar10"):
+        check_data_path(config, path_field)
+    for experiment in registered() if experiments is None else experiments:
+        if experiment.name in config:
+            experiment.plan(plan, config[experiment.name])
+    return plan
+
+
+def check_data_path(config: Mapping[str, Any], field: str) -> None:
+    """Refuse a data path Snakemake would misread: braces are wildcards in its file names."""
+    path = config["data"][field]
+    if path is not None and ("{" in path or "}" in path):
+        raise ParameterError(
+            f"data.{field}={path!r}: a path with '{{' or '}}' cannot be an input (Snakemake "
+            "reads braces as wildcards); rename the file or folder, or link it under another name"
+        )
