@@ -14,9 +14,8 @@ from ...plan import Plan, traj_input, verdict, verdict_mem_mb
 from ...stages import pair_name, segment_names
 from ...store import Trajectory
 from .. import Experiment, register
+from .config import NETWORKS, WINDOW_DEFAULTS, defaults_for
 
-#: Networks in the order their jobs are planned and their panels drawn.
-NETWORKS = ("lenet", "resnet20")
 #: Size of the observable (weights and biases of the output layer) of each network.
 OBSERVABLE_SIZES = {"lenet": 850, "resnet20": 650}
 #: Seed of the verdicts' resampling (bootstrap intervals, sampled relabellings).
@@ -37,10 +36,23 @@ def _dataset(plan: Plan, network: str) -> tuple[str, str, int, int]:
     return "CIFAR-10", plan.dataset("cifar10"), cifar10.n_train(source), n_test
 
 
-def _check(section: Mapping[str, Any], network: str, dataset: tuple[str, str, int, int]) -> int:
+def resolve(section: Mapping[str, Any], network: str) -> tuple[dict[str, Any], dict[str, int]]:
+    """The training parameters and windows of ``network``: the config's keys over the
+    network's own defaults (:mod:`.config`)."""
+    own = {k: v for k, v in defaults_for(network).items() if k not in ("model", "seed")}
+    given = section.get(network, {})
+    return {**own, **given.get("train", {})}, {**WINDOW_DEFAULTS[network], **given.get("windows", {})}
+
+
+def _check(
+    section: Mapping[str, Any],
+    network: str,
+    train: Mapping[str, Any],
+    windows: Mapping[str, int],
+    dataset: tuple[str, str, int, int],
+) -> int:
     """Cross-field checks of one network the schema cannot express (errors name the
     field); returns the steps of an epoch."""
-    train, windows = section[network]["train"], section[network]["windows"]
     field = f"e3.{network}"
     if train["augment"] and network != "resnet20":
         raise ParameterError(
@@ -75,18 +87,18 @@ def _check(section: Mapping[str, Any], network: str, dataset: tuple[str, str, in
     return per_epoch
 
 
-def _verdicts(section: Mapping[str, Any], network: str, seeds: list[int]) -> list[dict[str, Any]]:
+def _verdicts(train: Mapping[str, Any], windows: Mapping[str, int], network: str, seeds: list[int]) -> list[dict[str, Any]]:
     """The calibrated verdicts of one network: its first window against its last, and its
     first epoch against its last, across seeds (none with a single seed)."""
     if len(seeds) < 2:
         return []
     names = [run_name(network, s) for s in seeds]
-    observable = section[network]["train"]["observable"]
-    windows = segment_names("window", section[network]["windows"]["count"])
-    epochs = segment_names("epoch", section[network]["train"]["n_epochs"])
+    observable = train["observable"]
+    window_names = segment_names("window", windows["count"])
+    epochs = segment_names("epoch", train["n_epochs"])
     return [
         verdict(pair_name(segments[0], segments[-1]), names, names, observable, segment_a=segments[0], segment_b=segments[-1])
-        for segments in (windows, epochs)
+        for segments in (window_names, epochs)
         if len(segments) >= 2
     ]
 
@@ -108,8 +120,8 @@ class E3(Experiment):
         trajectories, distances = [], []
         for net in (n for n in NETWORKS if n in section["networks"]):
             dataset = _dataset(plan, net)
-            per_epoch = _check(section, net, dataset)
-            train, windows = section[net]["train"], section[net]["windows"]
+            train, windows = resolve(section, net)
+            per_epoch = _check(section, net, train, windows, dataset)
             runs, fits = {}, {}
             for s in seeds:
                 runs[s] = plan.train(self, {**train, "model": net, "seed": s}, {"data": dataset[1]})
@@ -129,7 +141,7 @@ class E3(Experiment):
                 plan.add(
                     "distances",
                     self.name,
-                    {"groups": ["window", "epoch"], "seed": VERDICT_SEED, "verdicts": _verdicts(section, net, seeds)},
+                    {"groups": ["window", "epoch"], "seed": VERDICT_SEED, "verdicts": _verdicts(train, windows, net, seeds)},
                     {
                         **{run_name(net, s): fits[s] for s in seeds},
                         **{traj_input(run_name(net, s)): runs[s] for s in seeds},
@@ -145,7 +157,7 @@ class E3(Experiment):
         values = {
             "n_seeds": len(seeds),
             **{f"{k}": v for k, v in koopman.items()},
-            **{f"{net}_{k}": section[net]["windows"][k] for net in NETWORKS for k in ("count", "length")},
+            **{f"{net}_{k}": resolve(section, net)[1][k] for net in NETWORKS for k in ("count", "length")},
         }
         category = "Figure 4: early phase of CNN training"
         plan.figure(

@@ -59,42 +59,9 @@ from ...errors import ParameterError, check_choice, check_int, is_number
 from ...models import MODELS, build_model, final_layer
 from ...store import Trajectory
 from .._torch import reproducible
+from .config import DEFAULTS, DTYPES, NETWORK_DEFAULTS, OBSERVABLES, defaults_for  # noqa: F401
 
 log = logging.getLogger(__name__)
-
-DTYPES = ("float32", "float64")
-OBSERVABLES = ("final_layer",)
-
-#: Defaults of every parameter (LeNet-5's); ``params`` given to :func:`simulate` may override
-#: any.  ``train_subset``/``test_subset`` of ``None`` use the whole set.
-DEFAULTS: dict[str, Any] = {
-    "model": "lenet",
-    "seed": 0,
-    "n_inits": 5,
-    "perturbation": 0.001,
-    "lr": 0.01,
-    "momentum": 0.9,
-    "weight_decay": 0.0,
-    "batch_size": 60,
-    "n_epochs": 3,
-    "train_subset": None,
-    "test_subset": None,
-    "augment": False,
-    "dtype": "float32",
-    "observable": "final_layer",
-}
-
-#: Where a network's defaults differ from :data:`DEFAULTS` (standard ResNet-20 CIFAR-10 settings).
-NETWORK_DEFAULTS: dict[str, dict[str, Any]] = {
-    "lenet": {},
-    "resnet20": {"n_inits": 3, "lr": 0.1, "weight_decay": 0.0001, "batch_size": 128, "n_epochs": 2, "augment": True},
-}
-
-
-def defaults_for(model: str) -> dict[str, Any]:
-    """Every parameter's default for ``model`` (:data:`DEFAULTS` with :data:`NETWORK_DEFAULTS`)."""
-    model = check_choice(model, "model", tuple(MODELS))
-    return {**DEFAULTS, **NETWORK_DEFAULTS.get(model, {}), "model": model}
 
 #: Per-channel (mean, std) of the pixels (``uint8 / 255``) of each dataset's training set,
 #: keyed by the number of channels.  CIFAR-10's std is that of all pixels of a channel
