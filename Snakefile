@@ -19,7 +19,7 @@ configfile: "config.yaml"
 load_plugins(config.get("plugins", []))
 os.environ[PLUGINS_ENV] = ",".join(config.get("plugins", []))
 _plugin_config = plugin_sections(config)
-validate(config, "workflow/schemas/config.schema.yaml", set_default=True)
+validate(config, "workflow/schemas/config.schema.json", set_default=True)
 config.update(_plugin_config)
 
 

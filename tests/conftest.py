@@ -89,7 +89,7 @@ def plan_of(config: Mapping[str, Any]) -> Any:
     from equivdyn.plan import build
 
     filled = copy.deepcopy(dict(config))
-    validate(filled, str(ROOT / "workflow/schemas/config.schema.yaml"), set_default=True)
+    validate(filled, str(ROOT / "workflow/schemas/config.schema.json"), set_default=True)
     return build(filled)
 
 

@@ -1,83 +1,99 @@
-"""One truth for the trainers' defaults: the workflow schema's defaults are the library's.
+"""One home for every default: each experiment's settings dataclasses.
 
-The trainers' ``DEFAULTS`` (and E3's per-network and E4's long-run defaults) are where a
-default is decided; the schema, which fills a configuration's missing keys, must state the
-same values, and every parameter a trainer resolves must be configurable there (except the
-ones the workflow's plan sets per job: seeds, widths, networks, setups).
+The workflow's schema (which fills a configuration's missing keys) is generated from them
+(`equivdyn schema`), the trainers take their defaults from them, and `config.yaml` states
+only what differs from them.
 """
 
 from __future__ import annotations
 
+import copy
+import json
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from snakemake.utils import validate
 
+from equivdyn.experiments import BUILTIN, get, workflow_schema
 from equivdyn.experiments.e1 import trainer as e1
 from equivdyn.experiments.e2 import trainer as e2
 from equivdyn.experiments.e3 import trainer as e3
 from equivdyn.experiments.e4 import trainer as e4
 
-SCHEMA = yaml.safe_load((Path(__file__).resolve().parents[1] / "workflow/schemas/config.schema.yaml").read_text())
+from .conftest import ROOT, venv_exe
+
+SCHEMA_FILE = ROOT / "workflow/schemas/config.schema.json"
 
 
-def block(*path: str) -> dict[str, Any]:
-    """Properties of the schema object at ``path`` (following a ``$ref``)."""
-    node = SCHEMA
-    for name in path:
-        node = node["properties"][name]
-    if "$ref" in node:
-        node = SCHEMA["$defs"][node["$ref"].rsplit("/", 1)[-1]]
-    return node["properties"]
+def filled(config: dict[str, Any]) -> dict[str, Any]:
+    """``config`` with the committed schema's defaults filled in, as the workflow sees it."""
+    out = copy.deepcopy(config)
+    validate(out, str(SCHEMA_FILE), set_default=True)
+    return out
 
 
-def schema_defaults(*path: str) -> dict[str, Any]:
-    """The values a configuration that gives nothing gets at ``path``."""
-    node = SCHEMA
-    for name in path:
-        node = node["properties"][name]
-    own = node.get("default", {})
-    return {**{k: v["default"] for k, v in block(*path).items() if "default" in v}, **own}
+def test_the_committed_schema_is_the_generated_one() -> None:
+    generated = subprocess.run([venv_exe("equivdyn"), "schema"], capture_output=True, text=True, check=True).stdout
+    assert SCHEMA_FILE.read_text() == generated, "run `equivdyn schema --out workflow/schemas/config.schema.json`"
+    assert json.loads(generated) == workflow_schema()
 
 
-#: (schema path, the library's defaults, parameters the plan sets per job)
+def test_every_builtin_experiment_has_its_section() -> None:
+    sections = set(workflow_schema()["properties"])
+    assert sections == {"plugins", "data", *BUILTIN}
+    for name in BUILTIN:
+        assert get(name).settings is not None
+
+
+#: (config section, the trainer's defaults, parameters the plan sets per job)
 CASES = [
     (("e1", "train"), e1.DEFAULTS, set()),
     (("e2", "train"), e2.DEFAULTS, {"width", "seed"}),
+    (("e3", "lenet", "train"), e3.defaults_for("lenet"), {"model", "seed"}),
+    (("e3", "resnet20", "train"), e3.defaults_for("resnet20"), {"model", "seed"}),
     (("e4", "train"), e4.DEFAULTS, {"setup", "seed"}),
-    (("e4", "long"), e4.LONG_DEFAULTS, {"setup"}),
 ]
 
 
+def section_of(config: dict[str, Any], path: tuple[str, ...]) -> dict[str, Any]:
+    for name in path:
+        config = config[name]
+    return config
+
+
 @pytest.mark.parametrize(("path", "defaults", "planned"), CASES, ids=[".".join(c[0]) for c in CASES])
-def test_schema_defaults_are_the_library_defaults(path: tuple[str, ...], defaults: dict[str, Any], planned: set[str]) -> None:
-    stated = schema_defaults(*path)
-    if path == ("e4", "long"):  # the long run takes the model and optimiser from e4.train
-        stated = {**schema_defaults("e4", "train"), **stated}
-        stated = {k: v for k, v in stated.items() if k in defaults}
-    expected = {k: (list(v) if isinstance(v, tuple) else v) for k, v in defaults.items() if k not in planned}
-    assert stated == expected
+def test_an_empty_config_gets_the_trainers_defaults(path: tuple[str, ...], defaults: dict[str, Any], planned: set[str]) -> None:
+    stated = section_of(filled({}), path)
+    assert stated == {k: v for k, v in defaults.items() if k not in planned}
 
 
-def test_every_schema_train_key_is_a_parameter_of_its_trainer() -> None:
-    for path, defaults, _ in CASES:
-        assert set(block(*path)) <= set(defaults), path
+def test_the_long_runs_get_the_trainers_defaults() -> None:
+    config = filled({})["e4"]
+    model = {k: v for k, v in config["train"].items() if k in e4.LONG_DEFAULTS}
+    assert {**model, **config["long"]} == {k: v for k, v in e4.LONG_DEFAULTS.items() if k != "setup"}
 
 
-@pytest.mark.parametrize("network", ["lenet", "resnet20"])
-def test_e3_networks_take_their_own_defaults_from_the_library(network: str) -> None:
-    """E3's networks differ in their defaults, so the schema states none for their keys
-    (a default there would fill a partial section with the other network's values): the
-    plan resolves each key the config leaves out from the library."""
-    from equivdyn.experiments.e3 import resolve
-    from equivdyn.experiments.e3.config import WINDOW_DEFAULTS
+def test_a_partial_network_section_keeps_that_networks_defaults() -> None:
+    """ResNet-20 and LeNet have their own defaults: giving one key of ResNet-20's keeps the rest its own."""
+    train = filled({"e3": {"resnet20": {"train": {"n_epochs": 1}}}})["e3"]["resnet20"]["train"]
+    resnet = {k: v for k, v in e3.defaults_for("resnet20").items() if k not in ("model", "seed")}
+    assert train == {**resnet, "n_epochs": 1}
+    assert train["lr"] != e3.defaults_for("lenet")["lr"]
 
-    for part, defaults in (("train", e3.defaults_for(network)), ("windows", WINDOW_DEFAULTS[network])):
-        props = block("e3", network, part)
-        assert set(props) == set(defaults) - {"model", "seed"}, part
-        assert not [k for k, v in props.items() if "default" in v], part
-        assert schema_defaults("e3", network, part) == {}, part
-    train, windows = resolve({network: {"train": {"n_epochs": 7}, "windows": {"count": 3}}}, network)
-    assert train == {**{k: v for k, v in e3.defaults_for(network).items() if k not in ("model", "seed")}, "n_epochs": 7}
-    assert windows == {**WINDOW_DEFAULTS[network], "count": 3}
+
+def test_config_yaml_states_only_what_differs_from_the_defaults() -> None:
+    """`config.yaml` is the laptop-scale override of the defaults, not a second copy of them."""
+    config = yaml.safe_load((ROOT / "config.yaml").read_text()) or {}
+    defaults = filled({})
+
+    def walk(given: Any, default: Any, where: str) -> None:
+        if isinstance(given, dict):
+            for key, value in given.items():
+                walk(value, default[key], f"{where}.{key}")
+        else:
+            assert given != default, f"config.yaml restates the default of {where.lstrip('.')}: {given!r}"
+
+    walk(config, defaults, "")

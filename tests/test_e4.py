@@ -17,6 +17,7 @@ import pytest
 import torch
 
 from equivdyn.errors import ParameterError
+from equivdyn.experiments.e4 import fast as e4_fast
 from equivdyn.experiments.e4 import trainer as e4
 from equivdyn.store import read_trajectory, write_trajectory
 
@@ -91,7 +92,7 @@ def test_repeat_runs_are_bit_identical() -> None:
 
 def test_chunking_does_not_change_the_mathematics(monkeypatch: pytest.MonkeyPatch) -> None:
     whole = e4.train_ensemble(TINY, threads=1)
-    monkeypatch.setattr(e4.fast, "_CHUNK_ELEMENTS", 1)  # 64 examples per chunk: several chunks per set
+    monkeypatch.setattr(e4_fast, "_CHUNK_ELEMENTS", 1)  # 64 examples per chunk: several chunks per set
     chunked = e4.train_ensemble(TINY, threads=1)
     assert max_difference(whole.observables["mlp_out"], chunked.observables["mlp_out"]) <= 1e-12
     for name in whole.metrics:

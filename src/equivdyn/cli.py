@@ -132,6 +132,16 @@ def cmd_key(args: argparse.Namespace) -> None:
     print(content_key(_spec(args.spec)))
 
 
+def cmd_schema(args: argparse.Namespace) -> None:
+    from .experiments import workflow_schema
+
+    text = json.dumps(workflow_schema(), indent=2) + "\n"
+    if args.out is None:
+        sys.stdout.write(text)
+    else:
+        write_text_atomic(args.out, text)
+
+
 def cmd_index(args: argparse.Namespace) -> None:
     plan = _loads(args.plan, "--plan")
     lines = ["key\tstage\texperiment\tpath\tparams"]
@@ -267,6 +277,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("key", help="print the content key of a spec")
     p.add_argument("--spec", required=True)
     p.set_defaults(func=cmd_key)
+
+    p = sub.add_parser(
+        "schema",
+        help="the JSON schema of config.yaml, generated from the experiments' settings "
+        "(workflow/schemas/config.schema.json is its output)",
+    )
+    p.add_argument("--out", type=Path, default=None, help="write it to this file (default: print it)")
+    p.set_defaults(func=cmd_schema)
 
     p = sub.add_parser("index", help="write the table of result paths, keys and parameters")
     p.add_argument("--plan", required=True, help="JSON object: result path -> spec")

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ParameterError
+from ..params import Data, Section, config_schema
 
 if TYPE_CHECKING:
     from ..plan import Plan
@@ -49,6 +50,9 @@ class Experiment:
     train_threads: int = 1
     #: Module (``package.module:function``) of the drawing function of each figure stem.
     figures: Mapping[str, str] = {}
+    #: Its section of the configuration (:class:`equivdyn.params.Section`): every key, its
+    #: default and its constraints; the workflow's schema is generated from it.
+    settings: type[Section] | None = None
 
     def plan(self, plan: Plan, section: Mapping[str, Any]) -> None:
         """Add this experiment's jobs and figures for its config ``section`` to ``plan``."""
@@ -96,6 +100,30 @@ def plugin_sections(config: dict[str, Any]) -> dict[str, Any]:
     """Remove the sections of registered plugin experiments from ``config`` and return
     them: the workflow's schema covers the built-in experiments, each plugin checks its own."""
     return {e.name: config.pop(e.name) for e in registered() if e.name not in BUILTIN and e.name in config}
+
+
+#: The configuration's ``plugins`` key.
+PLUGINS_SCHEMA: dict[str, Any] = {
+    "description": (
+        "Python modules that register further experiments (equivdyn.experiments.register) when imported; each "
+        "such experiment's section of this config is checked by the experiment itself. See the README, "
+        '"How to add an experiment".'
+    ),
+    "type": "array",
+    "items": {"type": "string"},
+    "default": [],
+}
+
+
+def workflow_schema() -> dict[str, Any]:
+    """The JSON schema of the workflow's configuration: ``plugins``, every built-in
+    experiment's section (from its settings) and ``data``."""
+    sections: dict[str, type[Section]] = {}
+    for name in BUILTIN:
+        settings = get(name).settings
+        assert settings is not None, name
+        sections[name] = settings
+    return config_schema({**sections, "data": Data}, extra={"plugins": PLUGINS_SCHEMA})
 
 
 def _load() -> None:

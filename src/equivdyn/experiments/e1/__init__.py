@@ -11,9 +11,8 @@ from ...plan import Plan, check_delays, check_koopman, traj_input, verdict
 from ...stages import pair_name
 from ...store import Trajectory
 from .. import Experiment, register
+from .settings import METHODS, E1Settings
 
-#: The three methods, each one training job on its grid of initial conditions.
-METHODS = ("omd", "ogd", "bm")
 #: Pairs whose distance and randomisation control the figure shows.
 PAIRS = (("omd", "ogd"), ("ogd", "bm"), ("omd", "bm"))
 #: Pairs that get the calibrated verdict.
@@ -26,6 +25,7 @@ class E1(Experiment):
     name = "e1"
     train_version = 3  # 3: trajectory files store the trainer's resolved parameters
     figures = {"fig2_omd_ogd_bm": f"{__name__}.fig2:plot"}
+    settings = E1Settings
 
     def plan(self, plan: Plan, section: Mapping[str, Any]) -> None:
         train, koopman = section["train"], section["koopman"]

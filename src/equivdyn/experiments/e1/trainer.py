@@ -21,22 +21,11 @@ import numpy as np
 
 from ...errors import ParameterError
 from ...store import Trajectory
+from .settings import LOSSES, METHODS, E1Train
 
-METHODS = ("omd", "ogd", "bm")
-LOSSES = ("tan", "quadratic", "quartic")
-
-#: The paper's settings; ``params`` given to :func:`simulate` may override any of them.
-DEFAULTS: dict[str, Any] = {
-    "loss": "tan",
-    "eta": 0.01,
-    "n_steps": 100,
-    "dim": 2,
-    "grid_size": 5,
-    "x0_range": [0.1, 0.9],
-    "u0_range": [-2.3, -0.1],
-    "a0_range": [-4.0 / 3.0, -1.0 / 3.0],
-    "b0_range": [1.0 / 7.0, 8.0 / 7.0],
-}
+#: The paper's settings (:class:`.settings.E1Train`); ``params`` given to :func:`simulate`
+#: may override any of them.
+DEFAULTS: dict[str, Any] = E1Train.defaults()
 
 
 @dataclass(frozen=True)

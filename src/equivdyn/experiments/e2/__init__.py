@@ -14,6 +14,7 @@ from ...plan import Plan, check_delays, check_koopman, traj_input, verdict, verd
 from ...stages import pair_name
 from ...store import Trajectory
 from .. import Experiment, register
+from .settings import E2Settings
 
 #: The observable: output-layer weights, 10 classes x width.
 OBSERVABLE = "output_weights"
@@ -33,6 +34,7 @@ class E2(Experiment):
         "fig3_fcn_width": f"{__name__}.fig3:plot",
         "figS_fcn_seeds": f"{__name__}.figS_fcn_seeds:plot",
     }
+    settings = E2Settings
 
     def plan(self, plan: Plan, section: Mapping[str, Any]) -> None:
         widths, seeds = sorted(set(section["widths"])), sorted(set(section["seeds"]))

@@ -60,28 +60,14 @@ from ...data import mnist
 from ...errors import ParameterError, check_choice, check_int, is_number
 from ...store import Trajectory
 from .._torch import StackedAdamW, StackedSGD, reproducible
+from .settings import ACTIVATIONS, DTYPES, OPTIMIZERS, E2Train
 
 log = logging.getLogger(__name__)
 
-ACTIVATIONS = ("relu", "gelu")
-OPTIMIZERS = ("sgd", "adam")
-DTYPES = ("float32", "float64")
-
-#: The paper's settings; ``params`` given to :func:`simulate` may override any of them.
-#: ``n_steps=None`` means one epoch of the training set (``len(x_train) // batch_size``).
-DEFAULTS: dict[str, Any] = {
-    "width": 40,
-    "seed": 0,
-    "n_inits": 10,
-    "perturbation": 0.001,
-    "lr": 0.1,
-    "batch_size": 60,
-    "n_steps": None,
-    "activation": "relu",
-    "optimizer": "sgd",
-    "dtype": "float32",
-    "normalize": [0.1307, 0.3081],
-}
+#: The paper's settings (:class:`.settings.E2Train`) and the width and seed of one job;
+#: ``params`` given to :func:`simulate` may override any of them.  ``n_steps=None`` means
+#: one epoch of the training set (``len(x_train) // batch_size``).
+DEFAULTS: dict[str, Any] = {"width": 40, "seed": 0, **E2Train.defaults()}
 
 N_PIXELS = 28 * 28
 N_CLASSES = 10

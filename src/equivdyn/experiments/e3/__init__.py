@@ -14,7 +14,7 @@ from ...plan import Plan, traj_input, verdict, verdict_mem_mb
 from ...stages import pair_name, segment_names
 from ...store import Trajectory
 from .. import Experiment, register
-from .config import NETWORKS, WINDOW_DEFAULTS, defaults_for
+from .settings import NETWORKS, E3Settings
 
 #: Size of the observable (weights and biases of the output layer) of each network.
 OBSERVABLE_SIZES = {"lenet": 850, "resnet20": 650}
@@ -34,14 +34,6 @@ def _dataset(plan: Plan, network: str) -> tuple[str, str, int, int]:
     source = plan.config["data"]["cifar10"]
     n_test = cifar10.SYNTHETIC_SIZES["n_test"] if source == "synthetic" else cifar10.SHAPES["y_test"][0]
     return "CIFAR-10", plan.dataset("cifar10"), cifar10.n_train(source), n_test
-
-
-def resolve(section: Mapping[str, Any], network: str) -> tuple[dict[str, Any], dict[str, int]]:
-    """The training parameters and windows of ``network``: the config's keys over the
-    network's own defaults (:mod:`.config`)."""
-    own = {k: v for k, v in defaults_for(network).items() if k not in ("model", "seed")}
-    given = section.get(network, {})
-    return {**own, **given.get("train", {})}, {**WINDOW_DEFAULTS[network], **given.get("windows", {})}
 
 
 def _check(
@@ -110,6 +102,7 @@ class E3(Experiment):
         "fig4_cnn_early": f"{__name__}.fig4:plot",
         "figS_cnn_epochs": f"{__name__}.figS_cnn_epochs:plot",
     }
+    settings = E3Settings
 
     def plan(self, plan: Plan, section: Mapping[str, Any]) -> None:
         for net in section["networks"]:
@@ -120,7 +113,7 @@ class E3(Experiment):
         trajectories, distances = [], []
         for net in (n for n in NETWORKS if n in section["networks"]):
             dataset = _dataset(plan, net)
-            train, windows = resolve(section, net)
+            train, windows = section[net]["train"], section[net]["windows"]
             per_epoch = _check(section, net, train, windows, dataset)
             runs, fits = {}, {}
             for s in seeds:
@@ -157,7 +150,7 @@ class E3(Experiment):
         values = {
             "n_seeds": len(seeds),
             **{f"{k}": v for k, v in koopman.items()},
-            **{f"{net}_{k}": resolve(section, net)[1][k] for net in NETWORKS for k in ("count", "length")},
+            **{f"{net}_{k}": section[net]["windows"][k] for net in NETWORKS for k in ("count", "length")},
         }
         category = "Figure 4: early phase of CNN training"
         plan.figure(

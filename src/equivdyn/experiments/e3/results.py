@@ -23,7 +23,7 @@ from ...errors import InvalidFileError, ParameterError
 from ...figures._common import plt, read_json_result, read_runs, verdict_text
 from ...stages import TRAJECTORY_INPUT_PREFIX, is_trajectory_input, pair_name
 from ...store import Trajectory
-from .config import NETWORKS
+from .settings import NETWORKS
 
 LABELS = {"lenet": "LeNet on MNIST", "resnet20": "ResNet-20 on CIFAR-10"}
 SYNTHETIC_LABEL = "SYNTHETIC DATA"

@@ -59,9 +59,20 @@ from ...errors import ParameterError, check_choice, check_int, is_number
 from ...models import MODELS, build_model, final_layer
 from ...store import Trajectory
 from .._torch import reproducible
-from .config import DEFAULTS, DTYPES, NETWORK_DEFAULTS, OBSERVABLES, defaults_for  # noqa: F401
+from .settings import DTYPES, NETWORKS, OBSERVABLES, TRAIN
 
 log = logging.getLogger(__name__)
+
+
+def defaults_for(model: str) -> dict[str, Any]:
+    """Every parameter's default for ``model``: its training section's (:mod:`.settings`), seed 0."""
+    model = check_choice(model, "model", NETWORKS)
+    return {"model": model, "seed": 0, **TRAIN[model].defaults()}
+
+
+#: Defaults of every parameter (LeNet-5's); ``params`` given to :func:`simulate` may override
+#: any.  ``train_subset``/``test_subset`` of ``None`` use the whole set.
+DEFAULTS: dict[str, Any] = defaults_for("lenet")
 
 #: Per-channel (mean, std) of the pixels (``uint8 / 255``) of each dataset's training set,
 #: keyed by the number of channels.  CIFAR-10's std is that of all pixels of a channel

@@ -17,16 +17,13 @@ from ...plan import Plan, check_delays, check_koopman, traj_input, verdict, verd
 from ...stages import pair_name
 from ...store import Trajectory
 from .. import Experiment, register
+from .settings import ENSEMBLE_ONLY, SETUPS, E4Settings
 
-#: The two setups: weight decay 1 (groks) and a constrained parameter norm (does not).
-SETUPS = ("grokking", "constrained")
 #: The observable: MLP output weights, d_model x d_mlp.
 OBSERVABLE = "mlp_out"
 #: Job kinds: an ensemble of perturbed initialisations for one seed (the Koopman fits'
 #: data), or one long run of initialisation 0 per setup (the accuracy curves).
 KINDS = ("ensemble", "long")
-#: Training parameters of an ensemble that a long run does not take.
-ENSEMBLE_ONLY = ("n_inits", "perturbation", "observable", "observable_dtype")
 
 
 def run_name(setup: str, seed: int) -> str:
@@ -42,6 +39,7 @@ class E4(Experiment):
     train_version = 4
     train_threads = 2  # the fast trainer measured fastest with 2
     figures = {"fig5_grokking": f"{__name__}.fig5:plot"}
+    settings = E4Settings
 
     def plan(self, plan: Plan, section: Mapping[str, Any]) -> None:
         seeds = sorted(set(section["seeds"]))

@@ -11,36 +11,13 @@ import numpy as np
 import torch
 
 from ...errors import ParameterError, check_choice, check_int, is_number
+from .settings import DTYPES, ENSEMBLE_ONLY, OBSERVABLES, SETUPS, E4Long, E4Train
 
-SETUPS = ("grokking", "constrained")
-DTYPES = ("float32", "float64")
-#: Recorded observable blocks: ``mlp_out`` is the MLP output weights W_out, flattened.
-OBSERVABLES = ("mlp_out",)
-
-#: The paper's settings; ``params`` given to :func:`simulate` may override any of them.
-#: ``weight_decay`` and ``alpha`` of ``None`` take the setup's value (:data:`SETUP_DEFAULTS`);
-#: :func:`check_params` writes the value in, so equal runs get equal parameters.
-DEFAULTS: dict[str, Any] = {
-    "setup": "grokking",
-    "seed": 0,
-    "n_inits": 10,
-    "perturbation": 0.001,
-    "p": 113,
-    "train_fraction": 0.3,
-    "data_seed": 0,
-    "d_model": 128,
-    "n_heads": 4,
-    "d_head": 32,
-    "d_mlp": 512,
-    "lr": 1e-3,
-    "betas": [0.9, 0.98],
-    "weight_decay": None,
-    "alpha": None,
-    "n_steps": 100,
-    "dtype": "float64",
-    "observable": "mlp_out",
-    "observable_dtype": "float32",
-}
+#: The paper's settings (:class:`.settings.E4Train`) and the setup and seed of one job;
+#: ``params`` given to :func:`simulate` may override any of them.  ``weight_decay`` and
+#: ``alpha`` of ``None`` take the setup's value (:data:`SETUP_DEFAULTS`); :func:`check_params`
+#: writes the value in, so equal runs get equal parameters.
+DEFAULTS: dict[str, Any] = {"setup": "grokking", "seed": 0, **E4Train.defaults()}
 
 #: What ``weight_decay=None`` and ``alpha=None`` mean in each setup.
 SETUP_DEFAULTS: dict[str, dict[str, float]] = {
@@ -49,12 +26,11 @@ SETUP_DEFAULTS: dict[str, dict[str, float]] = {
 }
 
 #: Parameters of the long runs (:func:`simulate_long`): the model and optimiser parameters
-#: of :data:`DEFAULTS` (the ensemble's ``n_inits``, ``perturbation``, ``n_steps`` and
-#: observable choices do not apply), the number of steps and of logged points.
-LONG_DEFAULTS: dict[str, Any] = {  # 10,000 steps show the grokking jump; the paper (profiles/paper) runs 2e4
-    **{k: v for k, v in DEFAULTS.items() if k not in ("n_inits", "perturbation", "n_steps", "observable", "observable_dtype")},
-    "n_steps": 10_000,
-    "n_points": 200,
+#: of :data:`DEFAULTS` (the ensemble's ``n_inits``, ``perturbation`` and observable choices
+#: do not apply) and :class:`.settings.E4Long`'s seed, number of steps and of logged points.
+LONG_DEFAULTS: dict[str, Any] = {
+    **{k: v for k, v in DEFAULTS.items() if k not in ENSEMBLE_ONLY},
+    **E4Long.defaults(),
 }
 
 #: Context length: the sequence (a, b, =).
