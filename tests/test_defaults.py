@@ -10,7 +10,6 @@ from __future__ import annotations
 import copy
 import json
 import subprocess
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -50,7 +49,7 @@ def test_every_builtin_experiment_has_its_section() -> None:
 
 #: (config section, the trainer's defaults, parameters the plan sets per job)
 CASES = [
-    (("e1", "train"), e1.DEFAULTS, set()),
+    (("e1", "train"), e1.DEFAULTS, {"method"}),
     (("e2", "train"), e2.DEFAULTS, {"width", "seed"}),
     (("e3", "lenet", "train"), e3.defaults_for("lenet"), {"model", "seed"}),
     (("e3", "resnet20", "train"), e3.defaults_for("resnet20"), {"model", "seed"}),

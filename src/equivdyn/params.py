@@ -12,10 +12,15 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 import types
 import typing
 from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar
+
+import numpy as np
+
+from .errors import ParameterError, is_number
 
 #: JSON-schema type of each Python type a field may have.
 _JSON_TYPES: dict[type, str] = {bool: "boolean", int: "integer", float: "number", str: "string"}
@@ -69,6 +74,75 @@ class Section:
         return out
 
 
+    @classmethod
+    def check(cls, params: Mapping[str, Any], what: str) -> dict[str, Any]:
+        """``params`` over the section's defaults, every value checked against its field's
+        type and constraints (the schema's, so a trainer accepts what the workflow does);
+        numbers come back as plain ``int``/``float``, sequences as lists.  A
+        :class:`~equivdyn.errors.ParameterError` names the unknown or bad field; ``what``
+        names the section in the message about unknown keys."""
+        unknown = unknown_keys(params, cls)
+        if unknown:
+            raise ParameterError(f"unknown {what} parameter(s): {', '.join(unknown)}")
+        hints = typing.get_type_hints(cls)
+        merged = {**cls.defaults(), **params}
+        return {
+            f.name: _check(merged[f.name], hints[f.name], f.metadata["schema"], f.name)
+            for f in dataclasses.fields(cls)  # type: ignore[arg-type]
+        }
+
+
+def _check(value: Any, hint: Any, constraints: Mapping[str, Any], name: str) -> Any:
+    """``value`` as a field of type ``hint`` with JSON-schema ``constraints``, or a ParameterError naming ``name``."""
+    if typing.get_origin(hint) in (types.UnionType, typing.Union):
+        if value is None:
+            return None
+        (hint,) = [a for a in typing.get_args(hint) if a is not type(None)]
+    if typing.get_origin(hint) is list:
+        if not isinstance(value, (list, tuple)):
+            raise ParameterError(f"{name}: must be a list, got {value!r}")
+        low, high = constraints.get("minItems", 0), constraints.get("maxItems", math.inf)
+        if not low <= len(value) <= high:
+            size = f"{low}" if low == high else f"{low} to {high}"
+            raise ParameterError(f"{name}: must have {size} items, got {value!r}")
+        (item,) = typing.get_args(hint)
+        out = [_check(v, item, constraints.get("items", {}), f"{name}[{i}]") for i, v in enumerate(value)]
+        if constraints.get("uniqueItems") and len(set(map(repr, out))) != len(out):
+            raise ParameterError(f"{name}: items must be distinct, got {value!r}")
+        return out
+    if hint is bool:
+        if not isinstance(value, (bool, np.bool_)):
+            raise ParameterError(f"{name}: must be true or false, got {value!r}")
+        return bool(value)
+    if hint is str:
+        if not isinstance(value, str) or len(value) < constraints.get("minLength", 0):
+            raise ParameterError(f"{name}: must be a non-empty string, got {value!r}")
+        if "enum" in constraints and value not in constraints["enum"]:
+            raise ParameterError(f"{name}: unknown value {value!r}; choose one of {', '.join(constraints['enum'])}")
+        return value
+    if hint is int:
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+            raise ParameterError(f"{name}: must be an integer, got {value!r} of type {type(value).__name__}")
+        number: int | float = int(value)
+    else:  # float
+        if not (is_number(value) and math.isfinite(float(value))):
+            raise ParameterError(f"{name}: must be a finite number, got {value!r}")
+        number = float(value)
+    for key, test, word in _BOUNDS:
+        if key in constraints and not test(number, constraints[key]):
+            raise ParameterError(f"{name}: must be {word} {constraints[key]}, got {value!r}")
+    return number
+
+
+#: JSON-schema bounds: (keyword, test of a value against the bound, words for the message).
+_BOUNDS = (
+    ("minimum", lambda x, b: x >= b, ">="),
+    ("maximum", lambda x, b: x <= b, "<="),
+    ("exclusiveMinimum", lambda x, b: x > b, ">"),
+    ("exclusiveMaximum", lambda x, b: x < b, "<"),
+)
+
+
 def _json_type(hint: Any, name: str) -> dict[str, Any]:
     """``type`` (and ``items``) of a field of Python type ``hint``."""
     args = typing.get_args(hint)
@@ -104,7 +178,22 @@ def unknown_keys(given: Iterable[str], section: type[Section]) -> list[str]:
     return sorted(str(k) for k in given if k not in names)
 
 
+def check_job(params: Mapping[str, Any], job: type[Section], section: type[Section], what: str) -> dict[str, Any]:
+    """The checked parameters of one training job: the keys the plan sets per job
+    (``job``: seed, width, ...) and the config section's (``section``), each over its defaults."""
+    names = {f.name for f in dataclasses.fields(job)}  # type: ignore[arg-type]
+    own = job.check({k: v for k, v in params.items() if k in names}, what)
+    return {**own, **section.check({k: v for k, v in params.items() if k not in names}, what)}
+
+
 # ---------------------------------------------------------------- sections several experiments share
+
+
+@dataclasses.dataclass(frozen=True)
+class SeededJob(Section):
+    """What every seeded training job has beside its config section: the seed."""
+
+    seed: int = param(0, "Seed of initialisation 0 (the others are its perturbed copies).", minimum=0, maximum=2**63 - 1)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -13,6 +13,8 @@ from ..errors import check_int
 
 #: Adam's epsilon, torch.optim's default: the stacked optimisers and the reference trainers use it alike.
 ADAM_EPS = 1e-8
+#: The torch type of each ``dtype`` a trainer takes.
+TORCH_DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
 @contextlib.contextmanager

@@ -17,7 +17,7 @@ class E1Train(Section):
 
     loss: str = param("tan", "Separable loss f(x) = sum_i phi(x_i).", enum=list(LOSSES))
     eta: float = param(0.01, "Step size of OMD and OGD.", exclusiveMinimum=0)
-    n_steps: int = param(100, "Snapshots recorded per run, the initial condition included (the paper's T).", minimum=3)
+    n_steps: int = param(100, "Snapshots recorded per run, the initial condition included (the paper's T).", minimum=2)
     dim: int = param(2, "Dimension d of the optimisation variable.", minimum=1, maximum=4)
     grid_size: int = param(5, "Initial conditions per axis; grid_size**dim runs per method.", minimum=1, maximum=20)
     x0_range: list[float] = param(
@@ -44,3 +44,10 @@ class E1Settings(Section):
     train: E1Train = sub(E1Train)
     koopman: E1Koopman = sub(E1Koopman)
     compare: Control = sub(Control)
+
+
+@dataclass(frozen=True)
+class E1Job(E1Train):
+    """One training job: a method and the section's settings."""
+
+    method: str = param("omd", "Method: online mirror descent, online gradient descent or bisection.", enum=list(METHODS))

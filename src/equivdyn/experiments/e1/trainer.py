@@ -21,11 +21,11 @@ import numpy as np
 
 from ...errors import ParameterError
 from ...store import Trajectory
-from .settings import LOSSES, METHODS, E1Train
+from .settings import LOSSES, METHODS, E1Job  # noqa: F401 (re-exported choices)
 
-#: The paper's settings (:class:`.settings.E1Train`); ``params`` given to :func:`simulate`
-#: may override any of them.
-DEFAULTS: dict[str, Any] = E1Train.defaults()
+#: The paper's settings (:class:`.settings.E1Train`) and the method of one job; ``params``
+#: given to :func:`simulate` may override any of them.
+DEFAULTS: dict[str, Any] = E1Job.defaults()
 
 
 @dataclass(frozen=True)
@@ -149,23 +149,12 @@ def bisection(loss: Loss, a0: np.ndarray, b0: np.ndarray, n_steps: int) -> np.nd
 
 
 def check_params(params: dict[str, Any]) -> dict[str, Any]:
-    """Merge ``params`` over :data:`DEFAULTS` and validate; errors name the field."""
-    unknown = set(params) - set(DEFAULTS) - {"method"}
-    if unknown:
-        raise ParameterError(f"unknown E1 parameter(s): {', '.join(sorted(unknown))}")
-    p = {**DEFAULTS, **params}
-    if p.get("method") not in METHODS:
-        raise ParameterError(f"method: unknown method {p.get('method')!r}; choose one of {', '.join(METHODS)}")
-    get_loss(p["loss"])
-    if not (isinstance(p["eta"], (int, float)) and p["eta"] > 0):
-        raise ParameterError(f"eta: must be a positive number, got {p['eta']!r}")
-    for name, low in (("n_steps", 2), ("dim", 1), ("grid_size", 1)):
-        if not (isinstance(p[name], int) and not isinstance(p[name], bool) and p[name] >= low):
-            raise ParameterError(f"{name}: must be an integer >= {low}, got {p[name]!r}")
+    """Merge ``params`` over :data:`DEFAULTS` and validate (:meth:`~equivdyn.params.Section.check`,
+    and each range's low <= high); errors name the field."""
+    p = E1Job.check(params, "E1")
     for name in ("x0_range", "u0_range", "a0_range", "b0_range"):
-        r = p[name]
-        if not (isinstance(r, (list, tuple)) and len(r) == 2 and all(isinstance(v, (int, float)) for v in r) and r[0] <= r[1]):
-            raise ParameterError(f"{name}: must be [low, high] with low <= high, got {r!r}")
+        if p[name][0] > p[name][1]:
+            raise ParameterError(f"{name}: must be [low, high] with low <= high, got {p[name]!r}")
     return p
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ...params import Comparison, Section, param, sub
+from ...params import Comparison, SeededJob, Section, param, sub
 
 ACTIVATIONS = ("relu", "gelu")
 OPTIMIZERS = ("sgd", "adam")
@@ -22,13 +22,16 @@ class E2Train(Section):
         maximum=1000,
     )
     perturbation: float = param(
-        0.001, "Relative size of the multiplicative perturbation, W (1 + perturbation U(-1, 1)).", minimum=0, maximum=1
+        0.001,
+        "Relative size of the multiplicative perturbation, W (1 + perturbation U(-1, 1)).",
+        minimum=0,
+        exclusiveMaximum=1,
     )
     lr: float = param(0.1, "Learning rate.", exclusiveMinimum=0)
     batch_size: int = param(
         60, "Mini-batch size; batches are taken in the dataset's fixed order.", minimum=1, maximum=60000
     )
-    n_steps: int | None = param(None, "Optimiser steps recorded; null = one epoch (60000 / batch_size).", minimum=3)
+    n_steps: int | None = param(None, "Optimiser steps recorded; null = one epoch (60000 / batch_size).", minimum=1)
     activation: str = param("relu", "Activation of the hidden layer.", enum=list(ACTIVATIONS))
     optimizer: str = param("sgd", "Optimiser of every initialisation.", enum=list(OPTIMIZERS))
     dtype: str = param("float32", "Floating-point type of training.", enum=list(DTYPES))
@@ -71,3 +74,10 @@ class E2Settings(Section):
     train: E2Train = sub(E2Train)
     koopman: E2Koopman = sub(E2Koopman)
     compare: Comparison = sub(Comparison)
+
+
+@dataclass(frozen=True)
+class E2Job(SeededJob):
+    """What the plan sets per E2 training job beside the section's settings."""
+
+    width: int = param(40, "Hidden-layer width h.", minimum=1)

@@ -57,17 +57,18 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 from ...data import mnist
-from ...errors import ParameterError, check_choice, check_int, is_number
+from ...errors import ParameterError, check_int
 from ...store import Trajectory
-from .._torch import StackedAdamW, StackedSGD, reproducible
-from .settings import ACTIVATIONS, DTYPES, OPTIMIZERS, E2Train
+from .._torch import TORCH_DTYPES, StackedAdamW, StackedSGD, reproducible
+from ...params import check_job
+from .settings import ACTIVATIONS, DTYPES, OPTIMIZERS, E2Job, E2Train  # noqa: F401 (re-exported choices)
 
 log = logging.getLogger(__name__)
 
 #: The paper's settings (:class:`.settings.E2Train`) and the width and seed of one job;
 #: ``params`` given to :func:`simulate` may override any of them.  ``n_steps=None`` means
 #: one epoch of the training set (``len(x_train) // batch_size``).
-DEFAULTS: dict[str, Any] = {"width": 40, "seed": 0, **E2Train.defaults()}
+DEFAULTS: dict[str, Any] = {**E2Job.defaults(), **E2Train.defaults()}
 
 N_PIXELS = 28 * 28
 N_CLASSES = 10
@@ -90,7 +91,6 @@ _ADAM_BETAS = (0.9, 0.999)
 _EVAL_CHUNK = 2_500
 
 _ACTIVATION_FUNCTIONS: dict[str, Callable[[Tensor], Tensor]] = {"relu": F.relu, "gelu": F.gelu}
-_TORCH_DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
 # ----------------------------------------------------------------------------- parameters
@@ -107,34 +107,12 @@ def check_params(params: Mapping[str, Any]) -> dict[str, Any]:
     Raises
     ------
     ParameterError
-        Naming the field that is unknown or has a bad value.  ``n_steps`` may not ask for
-        more batches than the MNIST training set (60,000 samples) holds.
+        Naming the field that is unknown or has a bad value (types and ranges as in
+        :mod:`.settings`).  ``n_steps`` may not ask for more batches than the MNIST training
+        set (60,000 samples) holds, and ``normalize``'s std must be positive.
     """
-    unknown = set(params) - set(DEFAULTS)
-    if unknown:
-        raise ParameterError(f"unknown E2 parameter(s): {', '.join(sorted(map(str, unknown)))}")
-    p = {**DEFAULTS, **params}
-    out: dict[str, Any] = {}
-    out["width"] = check_int(p["width"], "width", 1)
-    out["seed"] = check_int(p["seed"], "seed", 0)
-    if out["seed"] >= 2**63:
-        raise ParameterError(f"seed must be < 2**63, got {out['seed']}")
-    out["n_inits"] = check_int(p["n_inits"], "n_inits", 1)
-    if not (is_number(p["perturbation"]) and 0.0 <= float(p["perturbation"]) < 1.0):
-        raise ParameterError(f"perturbation: must be a number in [0, 1), got {p['perturbation']!r}")
-    out["perturbation"] = float(p["perturbation"])
-    if not (is_number(p["lr"]) and math.isfinite(float(p["lr"])) and float(p["lr"]) > 0.0):
-        raise ParameterError(f"lr: must be a positive finite number, got {p['lr']!r}")
-    out["lr"] = float(p["lr"])
-    out["batch_size"] = check_int(p["batch_size"], "batch_size", 1)
-    if out["batch_size"] > MNIST_TRAIN_SIZE:
-        raise ParameterError(
-            f"batch_size must be <= {MNIST_TRAIN_SIZE} (the MNIST training set), got {out['batch_size']}"
-        )
-    if p["n_steps"] is None:
-        out["n_steps"] = None
-    else:
-        out["n_steps"] = check_int(p["n_steps"], "n_steps", 1)
+    out = check_job(params, E2Job, E2Train, "E2")
+    if out["n_steps"] is not None:
         available = MNIST_TRAIN_SIZE // out["batch_size"]
         if out["n_steps"] > available:
             raise ParameterError(
@@ -142,18 +120,8 @@ def check_params(params: Mapping[str, Any]) -> dict[str, Any]:
                 f"({MNIST_TRAIN_SIZE} samples give {available} batches of {out['batch_size']}; "
                 "E2 trains one epoch at most)"
             )
-    out["activation"] = check_choice(p["activation"], "activation", ACTIVATIONS)
-    out["optimizer"] = check_choice(p["optimizer"], "optimizer", OPTIMIZERS)
-    out["dtype"] = check_choice(p["dtype"], "dtype", DTYPES)
-    norm = p["normalize"]
-    if not (
-        isinstance(norm, (list, tuple))
-        and len(norm) == 2
-        and all(is_number(v) and math.isfinite(float(v)) for v in norm)
-        and float(norm[1]) > 0.0
-    ):
-        raise ParameterError(f"normalize: must be [mean, std] with finite numbers and std > 0, got {norm!r}")
-    out["normalize"] = [float(norm[0]), float(norm[1])]
+    if out["normalize"][1] <= 0.0:
+        raise ParameterError(f"normalize: must be [mean, std] with std > 0, got {out['normalize']!r}")
     return out
 
 
@@ -181,7 +149,7 @@ class FCNConfig:
 
     @property
     def torch_dtype(self) -> torch.dtype:
-        return _TORCH_DTYPES[self.dtype]
+        return TORCH_DTYPES[self.dtype]
 
     def steps_for(self, n_train: int) -> int:
         """Number of optimiser steps on a training set of ``n_train`` samples."""
@@ -220,7 +188,7 @@ def init_weights(
     """
     width = check_int(width, "width", 1)
     n_inits = check_int(n_inits, "n_inits", 1)
-    torch_dtype = _TORCH_DTYPES[dtype] if isinstance(dtype, str) else dtype
+    torch_dtype = TORCH_DTYPES[dtype] if isinstance(dtype, str) else dtype
     gen = torch.Generator(device="cpu")
     gen.manual_seed(check_int(seed, "seed", 0))
     w1 = torch.empty(n_inits, width, N_PIXELS, dtype=torch.float64)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ...params import Section, param, sub
+from ...params import SeededJob, Section, param, sub
 
 #: The networks, in the order their jobs are planned and their panels drawn.
 NETWORKS = ("lenet", "resnet20")
@@ -168,3 +168,10 @@ class E3Settings(Section):
 
 #: Each network's training section.
 TRAIN = {"lenet": LeNetTrain, "resnet20": ResNet20Train}
+
+
+@dataclass(frozen=True)
+class E3Job(SeededJob):
+    """What the plan sets per E3 training job beside the network's settings."""
+
+    model: str = param("lenet", "Network.", enum=list(NETWORKS))

@@ -39,12 +39,11 @@ once, for all of them, into one dense tensor whose batches are views.
 from __future__ import annotations
 
 import logging
-import math
 import os
 import sys
 import time
 import zipfile
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,11 +54,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from ...errors import ParameterError, check_choice, check_int, is_number
+from ...errors import ParameterError, check_choice
 from ...models import MODELS, build_model, final_layer
 from ...store import Trajectory
-from .._torch import reproducible
-from .settings import DTYPES, NETWORKS, OBSERVABLES, TRAIN
+from .._torch import TORCH_DTYPES, reproducible
+from ...params import check_job
+from .settings import DTYPES, NETWORKS, OBSERVABLES, TRAIN, E3Job  # noqa: F401 (re-exported choices)
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ log = logging.getLogger(__name__)
 def defaults_for(model: str) -> dict[str, Any]:
     """Every parameter's default for ``model``: its training section's (:mod:`.settings`), seed 0."""
     model = check_choice(model, "model", NETWORKS)
-    return {"model": model, "seed": 0, **TRAIN[model].defaults()}
+    return {**E3Job.defaults(), "model": model, **TRAIN[model].defaults()}
 
 
 #: Defaults of every parameter (LeNet-5's); ``params`` given to :func:`simulate` may override
@@ -95,62 +95,25 @@ CROP_PADDING = 4
 _EVAL_CHUNK = 1000
 # Independent random streams drawn from each seed (numpy SeedSequence entropy (seed, n)).
 _STREAMS = {"train_subset": 1, "test_subset": 2, "epochs": 3}
-_TORCH_DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
 # ----------------------------------------------------------------------------- parameters
 
 
-def _real(value: object, name: str, accept: Callable[[float], bool], requirement: str) -> float:
-    if is_number(value) and math.isfinite(float(value)) and accept(float(value)):  # type: ignore[arg-type]
-        return float(value)  # type: ignore[arg-type]
-    raise ParameterError(f"{name}: must be {requirement}, got {value!r}")
-
-
-def _seed(value: object) -> int:
-    seed = check_int(value, "seed", 0)
-    if seed >= 2**63:  # the largest seed torch.manual_seed takes
-        raise ParameterError(f"seed must be < 2**63, got {seed}")
-    return seed
-
-
-def _optional_count(value: object, name: str) -> int | None:
-    return None if value is None else check_int(value, name, 1)
-
-
 def check_params(params: Mapping[str, Any]) -> dict[str, Any]:
-    """All E3 parameters: ``params`` over the model's defaults (:func:`defaults_for`), checked,
-    numbers as ``int``/``float``.
+    """All E3 parameters: ``params`` over the model's defaults (:func:`defaults_for`), checked
+    (types and ranges as in :mod:`.settings`), numbers as ``int``/``float``.
 
     A :class:`ParameterError` names any unknown field and any field with a bad value;
     ``augment`` is refused for LeNet-5, whose MNIST images have one channel.
     """
-    if unknown := sorted(map(str, set(params) - set(DEFAULTS))):
-        raise ParameterError(f"unknown E3 parameter(s): {', '.join(unknown)}")
-    p = {**defaults_for(params.get("model", DEFAULTS["model"])), **params}
-    out: dict[str, Any] = {
-        "model": check_choice(p["model"], "model", tuple(MODELS)),
-        "seed": _seed(p["seed"]),
-    }
-    out["n_inits"] = check_int(p["n_inits"], "n_inits", 1)
-    out["perturbation"] = _real(p["perturbation"], "perturbation", lambda x: 0.0 <= x < 1.0, "a number in [0, 1)")
-    out["lr"] = _real(p["lr"], "lr", lambda x: x > 0.0, "a positive finite number")
-    out["momentum"] = _real(p["momentum"], "momentum", lambda x: 0.0 <= x < 1.0, "a number in [0, 1)")
-    out["weight_decay"] = _real(p["weight_decay"], "weight_decay", lambda x: x >= 0.0, "a finite number >= 0")
-    out["batch_size"] = check_int(p["batch_size"], "batch_size", 1)
-    out["n_epochs"] = check_int(p["n_epochs"], "n_epochs", 1)
-    out["train_subset"] = _optional_count(p["train_subset"], "train_subset")
-    out["test_subset"] = _optional_count(p["test_subset"], "test_subset")
-    if not isinstance(p["augment"], (bool, np.bool_)):
-        raise ParameterError(f"augment: must be true or false, got {p['augment']!r}")
-    out["augment"] = bool(p["augment"])
+    model = params.get("model", DEFAULTS["model"])
+    out = check_job(params, E3Job, TRAIN[check_choice(model, "model", NETWORKS)], "E3")
     if out["augment"] and MODELS[out["model"]].input_shape[0] != 3:
         raise ParameterError(
             f"augment: random crops and flips are for 3-channel (CIFAR-10) images; model {out['model']!r} "
             f"takes {MODELS[out['model']].dataset} images"
         )
-    out["dtype"] = check_choice(p["dtype"], "dtype", DTYPES)
-    out["observable"] = check_choice(p["observable"], "observable", OBSERVABLES)
     return out
 
 
@@ -180,7 +143,7 @@ class E3Config:
 
     @property
     def torch_dtype(self) -> torch.dtype:
-        return _TORCH_DTYPES[self.dtype]
+        return TORCH_DTYPES[self.dtype]
 
     def rng(self, stream: str) -> np.random.Generator:
         """The numpy generator of one of :data:`_STREAMS` of this seed."""

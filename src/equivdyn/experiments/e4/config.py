@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -10,14 +9,16 @@ from typing import Any
 import numpy as np
 import torch
 
-from ...errors import ParameterError, check_choice, check_int, is_number
-from .settings import DTYPES, ENSEMBLE_ONLY, OBSERVABLES, SETUPS, E4Long, E4Train
+from ...errors import ParameterError, check_int
+from .._torch import TORCH_DTYPES
+from ...params import check_job
+from .settings import DTYPES, ENSEMBLE_ONLY, OBSERVABLES, SETUPS, E4Job, E4Long, E4Train  # noqa: F401 (re-exported choices)
 
 #: The paper's settings (:class:`.settings.E4Train`) and the setup and seed of one job;
 #: ``params`` given to :func:`simulate` may override any of them.  ``weight_decay`` and
 #: ``alpha`` of ``None`` take the setup's value (:data:`SETUP_DEFAULTS`); :func:`check_params`
 #: writes the value in, so equal runs get equal parameters.
-DEFAULTS: dict[str, Any] = {"setup": "grokking", "seed": 0, **E4Train.defaults()}
+DEFAULTS: dict[str, Any] = {**E4Job.defaults(), **E4Train.defaults()}
 
 #: What ``weight_decay=None`` and ``alpha=None`` mean in each setup.
 SETUP_DEFAULTS: dict[str, dict[str, float]] = {
@@ -46,23 +47,10 @@ METRICS = ("train_loss", "train_accuracy", "test_loss", "test_accuracy", "param_
 #: training job 2 cores.
 TRAIN_THREADS = 2
 
-_TORCH_DTYPES = {"float32": torch.float32, "float64": torch.float64}
 _NUMPY_DTYPES = {"float32": np.float32, "float64": np.float64}
 
 
 # ----------------------------------------------------------------------------- parameters
-
-
-def _check_real(value: object, name: str, *, low: float, high: float = math.inf, low_open: bool = False) -> float:
-    """``value`` as float if it is a finite number in [low, high) (or (low, high) when ``low_open``)."""
-    ok = is_number(value) and math.isfinite(float(value))  # type: ignore[arg-type]
-    if ok:
-        x = float(value)  # type: ignore[arg-type]
-        ok = (x > low if low_open else x >= low) and x < high
-    if not ok:
-        interval = f"{'(' if low_open else '['}{low}, {high})"
-        raise ParameterError(f"{name}: must be a finite number in {interval}, got {value!r}")
-    return float(value)  # type: ignore[arg-type]
 
 
 def _split_sizes(p: int, train_fraction: float) -> tuple[int, int]:
@@ -83,50 +71,19 @@ def check_params(params: Mapping[str, Any]) -> dict[str, Any]:
     Raises
     ------
     ParameterError
-        Naming the field that is unknown or has a bad value.
+        Naming the field that is unknown or has a bad value (types and ranges as in
+        :mod:`.settings`); ``train_fraction`` must leave a training and a test pair.
     """
-    unknown = set(params) - set(DEFAULTS)
-    if unknown:
-        raise ParameterError(f"unknown E4 parameter(s): {', '.join(sorted(map(str, unknown)))}")
-    p = {**DEFAULTS, **params}
-    out: dict[str, Any] = {}
-    out["setup"] = check_choice(p["setup"], "setup", SETUPS)
-    out["seed"] = check_int(p["seed"], "seed", 0)
-    if out["seed"] >= 2**63:
-        raise ParameterError(f"seed must be < 2**63, got {out['seed']}")
-    out["n_inits"] = check_int(p["n_inits"], "n_inits", 1)
-    out["perturbation"] = _check_real(p["perturbation"], "perturbation", low=0.0, high=1.0)
-    out["p"] = check_int(p["p"], "p", 2)
-    out["train_fraction"] = _check_real(p["train_fraction"], "train_fraction", low=0.0, high=1.0, low_open=True)
+    out = check_job(params, E4Job, E4Train, "E4")
     n_train, n_test = _split_sizes(out["p"], out["train_fraction"])
     if n_train < 1 or n_test < 1:
         raise ParameterError(
             f"train_fraction: {out['train_fraction']} of the {out['p']}² pairs gives {n_train} training and "
             f"{n_test} test pairs; both sets need at least one"
         )
-    out["data_seed"] = check_int(p["data_seed"], "data_seed", 0)
-    if out["data_seed"] >= 2**63:
-        raise ParameterError(f"data_seed must be < 2**63, got {out['data_seed']}")
-    for name in ("d_model", "n_heads", "d_head", "d_mlp"):
-        out[name] = check_int(p[name], name, 1)
-    out["lr"] = _check_real(p["lr"], "lr", low=0.0, low_open=True)
-    betas = p["betas"]
-    if not (
-        isinstance(betas, (list, tuple))
-        and len(betas) == 2
-        and all(is_number(b) and 0.0 <= float(b) < 1.0 for b in betas)
-    ):
-        raise ParameterError(f"betas: must be [beta1, beta2] with numbers in [0, 1), got {betas!r}")
-    out["betas"] = [float(betas[0]), float(betas[1])]
-    setup_defaults = SETUP_DEFAULTS[out["setup"]]
-    wd = setup_defaults["weight_decay"] if p["weight_decay"] is None else p["weight_decay"]
-    out["weight_decay"] = _check_real(wd, "weight_decay", low=0.0)
-    alpha = setup_defaults["alpha"] if p["alpha"] is None else p["alpha"]
-    out["alpha"] = _check_real(alpha, "alpha", low=0.0, low_open=True)
-    out["n_steps"] = check_int(p["n_steps"], "n_steps", 1)
-    out["dtype"] = check_choice(p["dtype"], "dtype", DTYPES)
-    out["observable"] = check_choice(p["observable"], "observable", OBSERVABLES)
-    out["observable_dtype"] = check_choice(p["observable_dtype"], "observable_dtype", DTYPES)
+    for name, value in SETUP_DEFAULTS[out["setup"]].items():
+        if out[name] is None:
+            out[name] = value
     return out
 
 
@@ -179,7 +136,7 @@ class E4Config:
 
     @property
     def torch_dtype(self) -> torch.dtype:
-        return _TORCH_DTYPES[self.dtype]
+        return TORCH_DTYPES[self.dtype]
 
     @property
     def n_vocab(self) -> int:

@@ -17,9 +17,8 @@ from tqdm import tqdm
 
 from ...errors import check_int
 from ...store import Trajectory
-from .._torch import StackedAdamW, reproducible
+from .._torch import TORCH_DTYPES, StackedAdamW, reproducible
 from .config import (
-    _TORCH_DTYPES,
     LONG_DEFAULTS,
     METRICS,
     PARAM_NAMES,
@@ -293,7 +292,7 @@ def train_ensemble(
     with reproducible(threads, device), torch.no_grad():
         run = _EnsembleRun(cfg, init_params(cfg, cfg.seed), device)
         m, n_steps = cfg.n_inits, cfg.n_steps
-        records = torch.empty(m, n_steps, cfg.d_model * cfg.d_mlp, dtype=_TORCH_DTYPES[cfg.observable_dtype], device=device)
+        records = torch.empty(m, n_steps, cfg.d_model * cfg.d_mlp, dtype=TORCH_DTYPES[cfg.observable_dtype], device=device)
         metrics = {name: torch.empty(m, n_steps, dtype=torch.float64, device=device) for name in METRICS}
         bar = tqdm(total=n_steps, desc=f"e4 {cfg.setup} seed {cfg.seed}", unit="step", file=sys.stderr, mininterval=5.0)
         # The training pass of step t+1 evaluates the state after step t, so the training

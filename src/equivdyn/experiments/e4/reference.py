@@ -11,9 +11,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ...store import Trajectory
-from .._torch import ADAM_EPS, reproducible
+from .._torch import ADAM_EPS, TORCH_DTYPES, reproducible
 from .config import (
-    _TORCH_DTYPES,
     METRICS,
     N_CTX,
     PARAM_NAMES,
@@ -77,7 +76,7 @@ def train_reference(params: Mapping[str, Any], threads: int | None = None) -> Tr
         x_train, y_train, x_test, y_test = (torch.from_numpy(x) for x in make_data(cfg.p, cfg.train_fraction, cfg.data_seed))
         inits = init_params(cfg, cfg.seed)
         m, n_steps = cfg.n_inits, cfg.n_steps
-        records = torch.empty(m, n_steps, cfg.d_model * cfg.d_mlp, dtype=_TORCH_DTYPES[cfg.observable_dtype])
+        records = torch.empty(m, n_steps, cfg.d_model * cfg.d_mlp, dtype=TORCH_DTYPES[cfg.observable_dtype])
         metrics = {name: torch.empty(m, n_steps, dtype=torch.float64) for name in METRICS}
         for i in range(m):
             model = Transformer({name: t[i] for name, t in inits.items()})

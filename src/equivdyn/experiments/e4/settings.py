@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ...params import Comparison, Section, param, sub
+from ...params import Comparison, SeededJob, Section, param, sub
 
 SETUPS = ("grokking", "constrained")
 DTYPES = ("float32", "float64")
@@ -18,13 +18,16 @@ class E4Train(Section):
 
     n_inits: int = param(10, "Initialisations per seed, trained as one batched ensemble.", minimum=1, maximum=1000)
     perturbation: float = param(
-        0.001, "Relative size of the multiplicative perturbation, W (1 + perturbation U(-1, 1)).", minimum=0, maximum=1
+        0.001,
+        "Relative size of the multiplicative perturbation, W (1 + perturbation U(-1, 1)).",
+        minimum=0,
+        exclusiveMaximum=1,
     )
     p: int = param(113, "Modulus of the addition task (vocabulary p + 1 with the '=' token).", minimum=2, maximum=1000)
     train_fraction: float = param(
         0.3, "Fraction of all p^2 pairs used for training.", exclusiveMinimum=0, exclusiveMaximum=1
     )
-    data_seed: int = param(0, "Seed of the train/test split.", minimum=0)
+    data_seed: int = param(0, "Seed of the train/test split.", minimum=0, maximum=2**63 - 1)
     d_model: int = param(128, "Residual stream width.", minimum=1)
     n_heads: int = param(4, "Attention heads.", minimum=1)
     d_head: int = param(32, "Width of each head.", minimum=1)
@@ -46,7 +49,7 @@ class E4Train(Section):
         "value); null = the setup's (1 for grokking, 0.8 for constrained).",
         exclusiveMinimum=0,
     )
-    n_steps: int = param(100, "Steps recorded per ensemble (the analysed window).", minimum=3)
+    n_steps: int = param(100, "Steps recorded per ensemble (the analysed window).", minimum=1)
     dtype: str = param("float64", "Floating-point type of training.", enum=list(DTYPES))
     observable: str = param("mlp_out", "What is recorded each step (the MLP output weights).", enum=list(OBSERVABLES))
     observable_dtype: str = param("float32", "Floating-point type the observable is stored in.", enum=list(DTYPES))
@@ -92,3 +95,10 @@ class E4Settings(Section):
     long: E4Long = sub(E4Long)
     koopman: E4Koopman = sub(E4Koopman)
     compare: Comparison = sub(Comparison)
+
+
+@dataclass(frozen=True)
+class E4Job(SeededJob):
+    """What the plan sets per E4 training job beside the section's settings."""
+
+    setup: str = param("grokking", "Setup: weight decay 1 (groks) or a constrained parameter norm (does not).", enum=list(SETUPS))

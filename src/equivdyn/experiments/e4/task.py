@@ -12,7 +12,8 @@ from torch import Tensor
 
 from ...errors import ParameterError, check_int
 from ...store import Trajectory
-from .config import _NUMPY_DTYPES, E4Config, _check_real, _split_sizes
+from .config import _NUMPY_DTYPES, E4Config, _split_sizes
+from .settings import E4Train
 
 
 def make_data(p: int, train_fraction: float, data_seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -30,13 +31,13 @@ def make_data(p: int, train_fraction: float, data_seed: int) -> tuple[np.ndarray
     test_inputs : int64 [p² − N_train, 3]
     test_labels : int64 [p² − N_train]
     """
-    p = check_int(p, "p", 2)
-    train_fraction = _check_real(train_fraction, "train_fraction", low=0.0, high=1.0, low_open=True)
+    checked = E4Train.check({"p": p, "train_fraction": train_fraction, "data_seed": data_seed}, "E4")
+    p, train_fraction, data_seed = checked["p"], checked["train_fraction"], checked["data_seed"]
     n_train, n_test = _split_sizes(p, train_fraction)
     if n_train < 1 or n_test < 1:
         raise ParameterError(f"train_fraction: {train_fraction} of {p}² pairs leaves a set empty")
     gen = torch.Generator(device="cpu")
-    gen.manual_seed(check_int(data_seed, "data_seed", 0))
+    gen.manual_seed(data_seed)
     perm = torch.randperm(p * p, generator=gen).numpy()
     pairs = np.arange(p * p, dtype=np.int64)
     a, b = pairs // p, pairs % p
