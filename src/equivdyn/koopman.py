@@ -217,6 +217,50 @@ def _spectral_order(eigenvalues: NDArray[np.complex128]) -> NDArray[np.intp]:
 # ---------------------------------------------------------------------------
 
 
+def check_fit_shape(
+    n_inits: int,
+    n_steps: int,
+    n_observables: int,
+    *,
+    n_delays: int,
+    rank: int | None,
+    n_components: int | None,
+    field: str = "",
+    delays_name: str | None = None,
+) -> None:
+    """Check ``n_delays``, ``n_components`` and ``rank`` against trajectories of shape
+    ``[n_inits, n_steps, n_observables]``; raise a :class:`ParameterError` that says what fits.
+
+    The fit projects the trajectories on ``n_components`` principal components (if given),
+    embeds each snapshot with ``n_delays`` lagged copies and pairs consecutive embedded
+    snapshots; DMD's rank cannot exceed the dimension of an embedded snapshot nor the
+    number of pairs.  ``field`` prefixes the parameters' names in messages (e.g.
+    ``e1.koopman``), ``delays_name`` replaces that of ``n_delays``.
+    """
+    prefix = f"{field}." if field else ""
+    delays = delays_name or f"{prefix}n_delays"
+    if n_steps - n_delays < 2:
+        raise ParameterError(
+            f"{delays}={n_delays} leaves fewer than 2 embedded snapshots from {n_steps} recorded steps; "
+            f"use n_delays <= {n_steps - 2}"
+        )
+    most_components = min(n_inits * n_steps, n_observables)
+    if n_components is not None and n_components > most_components:
+        raise ParameterError(
+            f"{prefix}n_components={n_components} exceeds what the data allow: {n_inits} x {n_steps} snapshots of "
+            f"{n_observables} observables have at most {most_components} principal components"
+        )
+    n_features = n_observables if n_components is None else n_components
+    dimension = (n_delays + 1) * n_features
+    n_pairs = n_inits * (n_steps - n_delays - 1)
+    if rank is not None and rank > min(dimension, n_pairs):
+        raise ParameterError(
+            f"{prefix}rank={rank} exceeds what the data allow: an embedded snapshot has ({n_delays} + 1) x "
+            f"{n_features} = {dimension} dimensions and there are {n_inits} x ({n_steps} - {n_delays} - 1) = "
+            f"{n_pairs} snapshot pairs; use {prefix}rank <= {min(dimension, n_pairs)}"
+        )
+
+
 def delay_embed(trajectories: ArrayLike, n_delays: int) -> NDArray[Any]:
     """Time-delay (Hankel) embedding of each trajectory.
 
@@ -643,6 +687,9 @@ class KoopmanEstimator:
         """
         data, _ = _as_trajectories(trajectories)
         n_init, n_steps, n_obs = data.shape
+        check_fit_shape(
+            n_init, n_steps, n_obs, n_delays=self.n_delays, rank=self.rank, n_components=self.n_components
+        )
         if self.n_components is not None:
             data, _, _ = pca_project(data, self.n_components)
         embedded = delay_embed(data, self.n_delays)

@@ -204,51 +204,6 @@ def verdict_mem_mb(held: int, largest: int) -> int:
     return int(1000 + (held + 5 * largest) * 8 / 2**20)
 
 
-def check_delays(field: str, n_delays: int, n_steps: int) -> None:
-    """Cross-field check the schema cannot express; the error names the field."""
-    if n_steps - n_delays < 2:
-        raise ParameterError(
-            f"{field}={n_delays} leaves fewer than 2 embedded snapshots from {n_steps} "
-            f"recorded steps; use n_delays <= {n_steps - 2}"
-        )
-
-
-def check_koopman(
-    field: str,
-    n_delays: int,
-    rank: int | None,
-    n_components: int | None,
-    n_inits: int,
-    n_steps: int,
-    n_observables: int,
-) -> None:
-    """Check a fit's rank and principal components against what its data allow.
-
-    ``field`` is the config section (e.g. ``e1.koopman``).  The fit projects each of
-    ``n_inits`` trajectories of ``n_steps`` snapshots of ``n_observables`` values on
-    ``n_components`` principal components (if given), embeds each snapshot with
-    ``n_delays`` lagged copies, and pairs consecutive embedded snapshots; DMD's rank
-    cannot exceed the dimension of an embedded snapshot nor the number of pairs.
-    """
-    most_components = min(n_inits * n_steps, n_observables)
-    if n_components is not None and n_components > most_components:
-        raise ParameterError(
-            f"{field}.n_components={n_components} exceeds what the data allow: "
-            f"{n_inits} x {n_steps} snapshots of {n_observables} observables have at most "
-            f"{most_components} principal components"
-        )
-    n_features = n_observables if n_components is None else n_components
-    dimension = (n_delays + 1) * n_features
-    n_pairs = n_inits * (n_steps - n_delays - 1)
-    if rank is not None and rank > min(dimension, n_pairs):
-        raise ParameterError(
-            f"{field}.rank={rank} exceeds what the data allow: an embedded snapshot has "
-            f"({n_delays} + 1) x {n_features} = {dimension} dimensions and there are "
-            f"{n_inits} x ({n_steps} - {n_delays} - 1) = {n_pairs} snapshot pairs; "
-            f"use {field}.rank <= {min(dimension, n_pairs)}"
-        )
-
-
 def build(config: Mapping[str, Any], experiments: Sequence[Experiment] | None = None) -> Plan:
     """The plan of ``config``: every registered experiment whose section it has adds its jobs."""
     from .experiments import registered

@@ -7,7 +7,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ...plan import Plan, check_delays, check_koopman, traj_input, verdict
+from ...koopman import check_fit_shape
+from ...plan import Plan, traj_input, verdict
 from ...stages import pair_name
 from ...store import Trajectory
 from .. import Experiment, register
@@ -29,15 +30,8 @@ class E1(Experiment):
 
     def plan(self, plan: Plan, section: Mapping[str, Any]) -> None:
         train, koopman = section["train"], section["koopman"]
-        check_delays("e1.koopman.n_delays", koopman["n_delays"], train["n_steps"])
         grid = train["grid_size"]
-        check_koopman(
-            "e1.koopman",
-            **koopman,
-            n_inits=grid ** train["dim"],
-            n_steps=train["n_steps"],
-            n_observables=train["dim"],
-        )
+        check_fit_shape(grid ** train["dim"], train["n_steps"], train["dim"], **koopman, field="e1.koopman")
         trajectories = {m: plan.train(self, {"method": m, **train}) for m in METHODS}
         spectra = {m: plan.fit(self.name, {"observable": OBSERVABLE, **koopman}, trajectories[m]) for m in METHODS}
         # The verdicts need seeds; E1 has one trajectory file per method, so the grid's

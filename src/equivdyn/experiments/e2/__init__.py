@@ -10,7 +10,8 @@ from typing import Any
 
 from ...data import mnist
 from ...errors import ParameterError
-from ...plan import Plan, check_delays, check_koopman, traj_input, verdict, verdict_mem_mb
+from ...koopman import check_fit_shape
+from ...plan import Plan, traj_input, verdict, verdict_mem_mb
 from ...stages import pair_name
 from ...store import Trajectory
 from .. import Experiment, register
@@ -48,15 +49,15 @@ class E2(Experiment):
         for h in widths:
             # Delays scale with width so that embeddings have similar size (paper: 320 / h).
             n_delays = max(0, koopman["delay_budget"] // h)
-            check_delays(f"e2.koopman.delay_budget // {h} = n_delays", n_delays, n_steps)
-            check_koopman(
-                "e2.koopman",
+            check_fit_shape(
+                train["n_inits"],
+                n_steps,
+                N_CLASSES * h,  # the observable: output-layer weights, 10 classes x width
                 n_delays=n_delays,
                 rank=koopman["rank"],
                 n_components=None,
-                n_inits=train["n_inits"],
-                n_steps=n_steps,
-                n_observables=N_CLASSES * h,
+                field="e2.koopman",
+                delays_name=f"e2.koopman.delay_budget // {h} = n_delays",
             )
             for s in seeds:
                 trajectories[h, s] = plan.train(self, {**train, "width": h, "seed": s}, {"mnist": data})

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from ...errors import ParameterError
-from ...plan import Plan, check_delays, check_koopman, traj_input, verdict, verdict_mem_mb
+from ...koopman import check_fit_shape
+from ...plan import Plan, traj_input, verdict, verdict_mem_mb
 from ...stages import pair_name
 from ...store import Trajectory
 from .. import Experiment, register
@@ -45,10 +46,7 @@ class E4(Experiment):
         seeds = sorted(set(section["seeds"]))
         train, koopman = section["train"], section["koopman"]
         n_observables = train["d_model"] * train["d_mlp"]
-        check_delays("e4.koopman.n_delays", koopman["n_delays"], train["n_steps"])
-        check_koopman(
-            "e4.koopman", **koopman, n_inits=train["n_inits"], n_steps=train["n_steps"], n_observables=n_observables
-        )
+        check_fit_shape(train["n_inits"], train["n_steps"], n_observables, **koopman, field="e4.koopman")
         trajectories, spectra = {}, {}
         for setup in SETUPS:
             for s in seeds:
