@@ -75,6 +75,25 @@ class Section:
 
 
     @classmethod
+    def with_defaults(cls, name: str, doc: str, description: str | None = None, **defaults: Any) -> type[Section]:
+        """A subclass called ``name`` whose fields ``defaults`` have other defaults (same
+        meaning and constraints), e.g. one network's training section from another's."""
+        hints = typing.get_type_hints(cls)
+        fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        unknown = sorted(set(defaults) - set(fields))
+        if unknown:
+            raise TypeError(f"{cls.__name__} has no field(s) {', '.join(unknown)}")
+        new = [
+            (key, hints[key], param(value, fields[key].metadata["description"], **fields[key].metadata["schema"]))
+            for key, value in defaults.items()
+        ]
+        made = dataclasses.make_dataclass(name, new, bases=(cls,), frozen=True, namespace={"__doc__": doc})
+        made.__module__ = cls.__module__
+        if description is not None:
+            made.DESCRIPTION = description
+        return made
+
+    @classmethod
     def check(cls, params: Mapping[str, Any], what: str) -> dict[str, Any]:
         """``params`` over the section's defaults, every value checked against its field's
         type and constraints (the schema's, so a trainer accepts what the workflow does);

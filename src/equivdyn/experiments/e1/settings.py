@@ -32,9 +32,7 @@ class E1Train(Section):
     b0_range: list[float] = param([1.0 / 7.0, 8.0 / 7.0], "Upper brackets of the bisection method, per axis.", **_RANGE)
 
 
-@dataclass(frozen=True)
-class E1Koopman(Koopman):
-    n_delays: int = param(4, "Lagged copies added to each snapshot (the embedding stacks n_delays + 1 copies).", minimum=0)
+E1Koopman = Koopman.with_defaults("E1Koopman", "E1's Koopman fit.", n_delays=4)
 
 
 @dataclass(frozen=True)

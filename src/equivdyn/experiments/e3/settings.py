@@ -67,29 +67,16 @@ class LeNetTrain(Section):
     )
 
 
-@dataclass(frozen=True)
-class ResNet20Train(LeNetTrain):
-    """ResNet-20's defaults where they differ from LeNet's."""
-
-    n_inits: int = param(
-        3, "Initialisations per seed (init 0 and n_inits - 1 perturbed copies).", minimum=1, maximum=1000
-    )
-    lr: float = param(0.1, "Learning rate.", exclusiveMinimum=0)
-    weight_decay: float = param(0.0001, "L2 weight decay of SGD.", minimum=0)
-    batch_size: int = param(
-        128,
-        "Mini-batch size; an epoch is train_subset (or the whole training set) // batch_size steps.",
-        minimum=1,
-        maximum=60000,
-    )
-    n_epochs: int = param(
-        2,
-        "Epochs trained and recorded (the observable after every step); each epoch takes the training images in a "
-        "new seeded order.",
-        minimum=1,
-        maximum=1000,
-    )
-    augment: bool = param(True, "Random crops (padding 4) and horizontal flips of the training images; ResNet-20 only.")
+ResNet20Train = LeNetTrain.with_defaults(
+    "ResNet20Train",
+    "ResNet-20's training defaults (standard CIFAR-10 settings) where they differ from LeNet's.",
+    n_inits=3,
+    lr=0.1,
+    weight_decay=0.0001,
+    batch_size=128,
+    n_epochs=2,
+    augment=True,
+)
 
 
 @dataclass(frozen=True)
@@ -102,10 +89,7 @@ class LeNetWindows(Section):
     count: int = param(20, "Number of windows; length * count must not exceed the recorded steps.", minimum=2)
 
 
-@dataclass(frozen=True)
-class ResNet20Windows(LeNetWindows):
-    length: int = param(40, "Steps per window; at least koopman.n_delays + 2.", minimum=2)
-    count: int = param(10, "Number of windows; length * count must not exceed the recorded steps.", minimum=2)
+ResNet20Windows = LeNetWindows.with_defaults("ResNet20Windows", "ResNet-20's windows.", length=40, count=10)
 
 
 @dataclass(frozen=True)
