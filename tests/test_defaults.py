@@ -96,3 +96,32 @@ def test_config_yaml_states_only_what_differs_from_the_defaults() -> None:
             assert given != default, f"config.yaml restates the default of {where.lstrip('.')}: {given!r}"
 
     walk(config, defaults, "")
+
+
+@pytest.mark.parametrize("config_file", ["config.yaml", "tests/tiny.yaml", "profiles/paper/paper.yaml"])
+def test_the_settings_fill_a_config_as_the_schema_does(config_file: str) -> None:
+    """Section.resolve (which fills and checks a plugin's section) agrees with the generated schema."""
+    config = yaml.safe_load((ROOT / config_file).read_text())
+    by_schema = filled(config)
+    for name in BUILTIN:
+        settings = get(name).settings
+        assert settings is not None
+        assert settings.resolve(config.get(name, {}), name) == by_schema[name], name
+
+
+@pytest.mark.parametrize(
+    ("section", "message"),
+    [
+        ({"seeds": [0, 0]}, "e2.seeds: items must be distinct"),
+        ({"train": {"lr": -1}}, "e2.train.lr: must be > 0"),
+        ({"train": {"n_inits": True}}, "e2.train.n_inits: must be an integer"),
+        ({"koopman": {"rank": None}}, "e2.koopman.rank: must be an integer"),
+        ({"train": {"optimizer": "lbfgs"}}, "e2.train.optimizer: unknown value 'lbfgs'"),
+        ({"trian": {}}, "e2: unknown key(s) trian"),
+    ],
+)
+def test_the_settings_name_a_bad_key(section: dict[str, Any], message: str) -> None:
+    from equivdyn.errors import ParameterError
+
+    with pytest.raises(ParameterError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        get("e2").settings.resolve(section, "e2")  # type: ignore[union-attr]

@@ -94,6 +94,14 @@ def test_toy_experiment_through_the_workflow_and_report(tmp_path: Path, toy_env:
     assert "toy_spectra.png" in html and "Toy: rotations (SYNTHETIC)" in html
 
 
+def test_a_bad_toy_section_is_named(tmp_path: Path, toy_env: dict[str, str]) -> None:
+    """The plugin's section is checked by its settings, as the schema checks the built-in ones."""
+    workdir = copy_workflow(tmp_path / "wf")
+    for toy, message in (({"rank": 0}, "toy.rank: must be >= 1, got 0"), ({"colour": 1}, "toy: unknown key(s) colour")):
+        out = run_snakemake(workdir, "toy_fig", "-n", "--configfile", _config(workdir, **toy), check=False, env=toy_env)
+        assert out.returncode != 0 and message in out.stdout, out.stdout[-2000:]
+
+
 def test_a_plugin_that_cannot_be_imported_is_named(tmp_path: Path) -> None:
     workdir = copy_workflow(tmp_path / "wf")
     config = _config(workdir)

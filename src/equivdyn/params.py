@@ -94,6 +94,27 @@ class Section:
         return made
 
     @classmethod
+    def resolve(cls, given: Any, where: str) -> dict[str, Any]:
+        """A configuration section as the workflow's schema would fill it: ``given`` over the
+        defaults, nested sections too, every value checked; errors name the key (``where``:
+        the section's place, e.g. ``toy``)."""
+        if not isinstance(given, Mapping):
+            raise ParameterError(f"{where}: must be a mapping of keys to values, got {given!r}")
+        unknown = unknown_keys(given, cls)
+        if unknown:
+            raise ParameterError(f"{where}: unknown key(s) {', '.join(unknown)}")
+        hints = typing.get_type_hints(cls)
+        out = {}
+        for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+            hint, name = hints[f.name], f"{where}.{f.name}"
+            if isinstance(hint, type) and issubclass(hint, Section):
+                out[f.name] = hint.resolve(given.get(f.name, {}), name)
+            else:
+                default = getattr(cls(), f.name)
+                out[f.name] = _check(given.get(f.name, default), hint, f.metadata["schema"], name)
+        return out
+
+    @classmethod
     def check(cls, params: Mapping[str, Any], what: str) -> dict[str, Any]:
         """``params`` over the section's defaults, every value checked against its field's
         type and constraints (the schema's, so a trainer accepts what the workflow does);

@@ -10,21 +10,33 @@ when the angles do.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from equivdyn.errors import ParameterError
 from equivdyn.experiments import Experiment, register
+from equivdyn.params import Section, param
 from equivdyn.plan import Plan, traj_input, verdict
 from equivdyn.stages import pair_name
 from equivdyn.store import Trajectory
 
 SETUPS = ("a", "b")
-#: The section's keys and their defaults (the experiment's one home of its defaults).
-DEFAULTS = {"seeds": [0, 1, 2, 3], "n_inits": 4, "n_steps": 30, "angle": 0.3, "angle_b": 0.3, "decay": 0.97,
-            "n_delays": 0, "rank": 2}
+
+
+@dataclass(frozen=True)
+class ToySettings(Section):
+    """The toy's section of the configuration (its one home of defaults)."""
+
+    seeds: list[int] = param([0, 1, 2, 3], "Seeds of both setups.", items={"minimum": 0}, minItems=2, uniqueItems=True)
+    n_inits: int = param(4, "Initial conditions per seed.", minimum=1)
+    n_steps: int = param(30, "Snapshots per run.", minimum=3)
+    angle: float = param(0.3, "Rotation angle of setup a (radians).")
+    angle_b: float = param(0.3, "Rotation angle of setup b (radians).")
+    decay: float = param(0.97, "Contraction per step.", exclusiveMinimum=0, maximum=1)
+    n_delays: int = param(0, "Lagged copies added to each snapshot.", minimum=0)
+    rank: int = param(2, "DMD rank.", minimum=1)
 
 
 def run_name(setup: str, seed: int) -> str:
@@ -35,12 +47,10 @@ class Toy(Experiment):
     name = "toy"
     train_version = 1
     figures = {"toy_spectra": f"{__name__}:draw_spectra"}
+    settings = ToySettings
 
     def plan(self, plan: Plan, section: Mapping[str, Any]) -> None:
-        unknown = set(section) - set(DEFAULTS)
-        if unknown:
-            raise ParameterError(f"toy: unknown key(s) {', '.join(sorted(unknown))}; known: {', '.join(DEFAULTS)}")
-        cfg = {**DEFAULTS, **section}
+        cfg = section  # filled in and checked by ToySettings
         seeds = sorted(set(cfg["seeds"]))
         train = {k: cfg[k] for k in ("n_inits", "n_steps", "decay")}
         trajectories, spectra = {}, {}

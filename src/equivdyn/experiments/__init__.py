@@ -97,9 +97,16 @@ def load_plugins(modules: Iterable[str]) -> None:
 
 
 def plugin_sections(config: dict[str, Any]) -> dict[str, Any]:
-    """Remove the sections of registered plugin experiments from ``config`` and return
-    them: the workflow's schema covers the built-in experiments, each plugin checks its own."""
-    return {e.name: config.pop(e.name) for e in registered() if e.name not in BUILTIN and e.name in config}
+    """Remove the sections of registered plugin experiments from ``config`` and return them
+    filled in and checked by their settings (:meth:`equivdyn.params.Section.resolve`): the
+    workflow's schema covers the built-in experiments.  A plugin without settings gets its
+    section as given."""
+    out = {}
+    for e in registered():
+        if e.name not in BUILTIN and e.name in config:
+            given = config.pop(e.name)
+            out[e.name] = given if e.settings is None else e.settings.resolve(given, e.name)
+    return out
 
 
 #: The configuration's ``plugins`` key.
