@@ -114,8 +114,15 @@ def test_e4_figure_holds_both_setups_and_the_long_runs(tiny_built: BuiltWorkflow
     for setup in ("grokking", "constrained"):
         run = numbers["long_runs"][setup]
         assert run["steps"][-1] == 200 and len(run["steps"]) == len(run["test_accuracy"])
+    kinds = []
     for path in (workdir / "results/train/e4").glob("*.h5"):
-        assert read_trajectory(path).observables["mlp_out"].shape == (3, 30, 16 * 32)
+        traj = read_trajectory(path)
+        kinds.append(traj.params["params"]["kind"])
+        if kinds[-1] == "ensemble":
+            assert traj.observables["mlp_out"].shape == (3, 30, 16 * 32)
+        else:  # a long run: initialisation 0, its parameter norm at the logged steps
+            assert traj.observables["param_norm"].shape == (1, traj.steps.size, 1) and traj.steps[-1] == 200
+    assert sorted(kinds) == ["ensemble"] * 4 + ["long"] * 2
 
 
 def test_every_figure_states_its_calibrated_verdicts(tiny_built: BuiltWorkflow) -> None:
