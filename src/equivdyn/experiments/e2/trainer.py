@@ -144,7 +144,11 @@ class FCNConfig:
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> FCNConfig:
         """Check ``params`` (merged over :data:`DEFAULTS`) and build the config."""
-        p = check_params(params)
+        return cls.from_checked(check_params(params))
+
+    @classmethod
+    def from_checked(cls, p: Mapping[str, Any]) -> FCNConfig:
+        """The config of parameters :func:`check_params` returned (not checked again)."""
         return cls(**{**p, "normalize": (p["normalize"][0], p["normalize"][1])})
 
     @property
@@ -321,7 +325,7 @@ def train_ensemble(
         (recorded at the last step).
     """
     checked = check_params(params)
-    cfg = FCNConfig.from_params(checked)
+    cfg = FCNConfig.from_checked(checked)
     for x, y, name in ((x_train, y_train, "train"), (x_test, y_test, "test")):
         _check_arrays(x, y, name)
     n_steps = cfg.steps_for(len(x_train))
@@ -416,7 +420,7 @@ def train_reference(
     measures the batching, not avoidable overhead.
     """
     checked = check_params(params)
-    cfg = FCNConfig.from_params(checked)
+    cfg = FCNConfig.from_checked(checked)
     for x, y, name in ((x_train, y_train, "train"), (x_test, y_test, "test")):
         _check_arrays(x, y, name)
     n_steps = cfg.steps_for(len(x_train))
@@ -481,7 +485,7 @@ def simulate(params: dict[str, Any], inputs: Mapping[str, str | os.PathLike[str]
         raise ParameterError(f"inputs: E2 reads exactly one input, 'mnist'; got {sorted(inputs)}")
     path = Path(inputs["mnist"])
     data = mnist.load(path)
-    cfg = FCNConfig.from_params(checked)
+    cfg = FCNConfig.from_checked(checked)
     try:
         cfg.steps_for(len(data["x_train"]))
     except ParameterError as exc:

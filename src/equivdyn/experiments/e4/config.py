@@ -131,7 +131,11 @@ class E4Config:
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> E4Config:
         """Check ``params`` (merged over :data:`DEFAULTS`) and build the config."""
-        p = check_params(params)
+        return cls.from_checked(check_params(params))
+
+    @classmethod
+    def from_checked(cls, p: Mapping[str, Any]) -> E4Config:
+        """The config of parameters :func:`check_params` returned (not checked again)."""
         return cls(**{**p, "betas": (p["betas"][0], p["betas"][1])})
 
     @property

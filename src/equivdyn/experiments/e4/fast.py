@@ -281,7 +281,7 @@ def train_ensemble(
         ``test_accuracy`` and ``param_norm`` [M, n_steps], each of the state after that step.
     """
     checked = check_params(params)
-    cfg = E4Config.from_params(checked)
+    cfg = E4Config.from_checked(checked)
     threads = TRAIN_THREADS if threads is None else threads
     device = torch.device(device)
     log.info(

@@ -70,7 +70,7 @@ def train_reference(params: Mapping[str, Any], threads: int | None = None) -> Tr
     before each step: here index t−1 holds the state after step t, as in :func:`train_ensemble`.
     """
     checked = check_params(params)
-    cfg = E4Config.from_params(checked)
+    cfg = E4Config.from_checked(checked)
     threads = TRAIN_THREADS if threads is None else threads
     with reproducible(threads, torch.device("cpu")):
         x_train, y_train, x_test, y_test = (torch.from_numpy(x) for x in make_data(cfg.p, cfg.train_fraction, cfg.data_seed))
