@@ -9,9 +9,7 @@ import os
 import shlex
 from pathlib import Path
 
-from equivdyn.data import cifar10, mnist
-from equivdyn.experiments import PLUGINS_ENV, load_plugins
-from equivdyn.plan import INDEX, build
+from equivdyn.plan import INDEX, build, dataset_job
 
 
 wildcard_constraints:
@@ -76,8 +74,9 @@ def planned_threads(wildcards):
 
 
 # ---------------------------------------------------------------- data
-MNIST = f"results/data/mnist/{mnist.DATASET_KEY}.npz"
-CIFAR10 = f"results/data/cifar10/{cifar10.dataset_key(config['data']['cifar10'])}.npz"
+# Output paths of the data rules (the plan holds the jobs of the datasets it uses).
+MNIST = dataset_job(config, "mnist")[1].path
+CIFAR10 = dataset_job(config, "cifar10")[1].path
 
 
 def source_option(path):

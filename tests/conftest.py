@@ -82,15 +82,20 @@ def workflow_dir(tmp_path: Path) -> Path:
 TINY = "tests/tiny.yaml"
 
 
-def plan_of(config: Mapping[str, Any]) -> Any:
-    """The workflow's plan (:class:`equivdyn.plan.Plan`) of ``config``, schema defaults filled in."""
+def filled_config(config: Mapping[str, Any]) -> dict[str, Any]:
+    """``config`` with the committed schema's defaults filled in, as the workflow sees it."""
     from snakemake.utils import validate
-
-    from equivdyn.plan import build
 
     filled = copy.deepcopy(dict(config))
     validate(filled, str(ROOT / "workflow/schemas/config.schema.json"), set_default=True)
-    return build(filled)
+    return filled
+
+
+def plan_of(config: Mapping[str, Any]) -> Any:
+    """The workflow's plan (:class:`equivdyn.plan.Plan`) of ``config``, schema defaults filled in."""
+    from equivdyn.plan import build
+
+    return build(filled_config(config))
 
 
 def target_rules() -> set[str]:

@@ -7,14 +7,12 @@ only what differs from them.
 
 from __future__ import annotations
 
-import copy
 import json
 import subprocess
 from typing import Any
 
 import pytest
 import yaml
-from snakemake.utils import validate
 
 from equivdyn.experiments import BUILTIN, get, workflow_schema
 from equivdyn.experiments.e1 import trainer as e1
@@ -22,16 +20,9 @@ from equivdyn.experiments.e2 import trainer as e2
 from equivdyn.experiments.e3 import trainer as e3
 from equivdyn.experiments.e4 import trainer as e4
 
-from .conftest import ROOT, venv_exe
+from .conftest import ROOT, filled_config, venv_exe
 
 SCHEMA_FILE = ROOT / "workflow/schemas/config.schema.json"
-
-
-def filled(config: dict[str, Any]) -> dict[str, Any]:
-    """``config`` with the committed schema's defaults filled in, as the workflow sees it."""
-    out = copy.deepcopy(config)
-    validate(out, str(SCHEMA_FILE), set_default=True)
-    return out
 
 
 def test_the_committed_schema_is_the_generated_one() -> None:
@@ -65,19 +56,19 @@ def section_of(config: dict[str, Any], path: tuple[str, ...]) -> dict[str, Any]:
 
 @pytest.mark.parametrize(("path", "defaults", "planned"), CASES, ids=[".".join(c[0]) for c in CASES])
 def test_an_empty_config_gets_the_trainers_defaults(path: tuple[str, ...], defaults: dict[str, Any], planned: set[str]) -> None:
-    stated = section_of(filled({}), path)
+    stated = section_of(filled_config({}), path)
     assert stated == {k: v for k, v in defaults.items() if k not in planned}
 
 
 def test_the_long_runs_get_the_trainers_defaults() -> None:
-    config = filled({})["e4"]
+    config = filled_config({})["e4"]
     model = {k: v for k, v in config["train"].items() if k in e4.LONG_DEFAULTS}
     assert {**model, **config["long"]} == {k: v for k, v in e4.LONG_DEFAULTS.items() if k != "setup"}
 
 
 def test_a_partial_network_section_keeps_that_networks_defaults() -> None:
     """ResNet-20 and LeNet have their own defaults: giving one key of ResNet-20's keeps the rest its own."""
-    train = filled({"e3": {"resnet20": {"train": {"n_epochs": 1}}}})["e3"]["resnet20"]["train"]
+    train = filled_config({"e3": {"resnet20": {"train": {"n_epochs": 1}}}})["e3"]["resnet20"]["train"]
     resnet = {k: v for k, v in e3.defaults_for("resnet20").items() if k not in ("model", "seed")}
     assert train == {**resnet, "n_epochs": 1}
     assert train["lr"] != e3.defaults_for("lenet")["lr"]
@@ -86,7 +77,7 @@ def test_a_partial_network_section_keeps_that_networks_defaults() -> None:
 def test_config_yaml_states_only_what_differs_from_the_defaults() -> None:
     """`config.yaml` is the laptop-scale override of the defaults, not a second copy of them."""
     config = yaml.safe_load((ROOT / "config.yaml").read_text()) or {}
-    defaults = filled({})
+    defaults = filled_config({})
 
     def walk(given: Any, default: Any, where: str) -> None:
         if isinstance(given, dict):
@@ -102,7 +93,7 @@ def test_config_yaml_states_only_what_differs_from_the_defaults() -> None:
 def test_the_settings_fill_a_config_as_the_schema_does(config_file: str) -> None:
     """Section.resolve (which fills and checks a plugin's section) agrees with the generated schema."""
     config = yaml.safe_load((ROOT / config_file).read_text())
-    by_schema = filled(config)
+    by_schema = filled_config(config)
     for name in BUILTIN:
         settings = get(name).settings
         assert settings is not None

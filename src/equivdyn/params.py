@@ -94,42 +94,35 @@ class Section:
         return made
 
     @classmethod
-    def resolve(cls, given: Any, where: str) -> dict[str, Any]:
+    def resolve(cls, given: Any, where: str, *, prefix: bool = True) -> dict[str, Any]:
         """A configuration section as the workflow's schema would fill it: ``given`` over the
-        defaults, nested sections too, every value checked; errors name the key (``where``:
-        the section's place, e.g. ``toy``)."""
+        defaults, nested sections too, every value checked against its field's type and
+        constraints; numbers come back as plain ``int``/``float``, sequences as lists.  A
+        :class:`~equivdyn.errors.ParameterError` names the unknown or bad key: ``where`` is
+        the section's place (e.g. ``toy``), which prefixes the keys' names when ``prefix``."""
         if not isinstance(given, Mapping):
             raise ParameterError(f"{where}: must be a mapping of keys to values, got {given!r}")
         unknown = unknown_keys(given, cls)
         if unknown:
             raise ParameterError(f"{where}: unknown key(s) {', '.join(unknown)}")
         hints = typing.get_type_hints(cls)
+        defaults = cls()
         out = {}
         for f in dataclasses.fields(cls):  # type: ignore[arg-type]
-            hint, name = hints[f.name], f"{where}.{f.name}"
+            hint, name = hints[f.name], f"{where}.{f.name}" if prefix else f.name
             if isinstance(hint, type) and issubclass(hint, Section):
                 out[f.name] = hint.resolve(given.get(f.name, {}), name)
             else:
-                default = getattr(cls(), f.name)
-                out[f.name] = _check(given.get(f.name, default), hint, f.metadata["schema"], name)
+                value = given.get(f.name, getattr(defaults, f.name))
+                out[f.name] = _check(value, hint, f.metadata["schema"], name)
         return out
 
     @classmethod
     def check(cls, params: Mapping[str, Any], what: str) -> dict[str, Any]:
-        """``params`` over the section's defaults, every value checked against its field's
-        type and constraints (the schema's, so a trainer accepts what the workflow does);
-        numbers come back as plain ``int``/``float``, sequences as lists.  A
-        :class:`~equivdyn.errors.ParameterError` names the unknown or bad field; ``what``
-        names the section in the message about unknown keys."""
-        unknown = unknown_keys(params, cls)
-        if unknown:
-            raise ParameterError(f"unknown {what} parameter(s): {', '.join(unknown)}")
-        hints = typing.get_type_hints(cls)
-        merged = {**cls.defaults(), **params}
-        return {
-            f.name: _check(merged[f.name], hints[f.name], f.metadata["schema"], f.name)
-            for f in dataclasses.fields(cls)  # type: ignore[arg-type]
-        }
+        """A trainer's parameters of this (flat) section: :meth:`resolve` with the keys
+        named as they are (``what`` names the section in the message about unknown keys),
+        so a trainer accepts exactly what the workflow's schema does."""
+        return cls.resolve(params, what, prefix=False)
 
 
 def _check(value: Any, hint: Any, constraints: Mapping[str, Any], name: str) -> Any:

@@ -118,22 +118,9 @@ class Plan:
         return self.jobs[key].path
 
     def dataset(self, name: str) -> str:
-        """Record the data job of dataset ``name`` (``mnist`` or ``cifar10``), return its key.
-
-        The key is the hash of the dataset's content checksums, whatever the source (a
-        local copy or a download), so every downstream key depends on the data, not on
-        its path.
-        """
-        from .data import cifar10, mnist
-
-        if name == "mnist":
-            key, spec = mnist.DATASET_KEY, mnist.DATASET_SPEC
-        elif name == "cifar10":
-            source = self.config["data"]["cifar10"]
-            key, spec = cifar10.dataset_key(source), cifar10.dataset_spec(source)
-        else:
-            raise ParameterError(f"dataset: unknown dataset {name!r}; known: mnist, cifar10")
-        self.jobs[key] = Job(f"{RESULTS}/data/{name}/{key}.npz", spec)
+        """Record the data job of dataset ``name`` (see :func:`dataset_job`), return its key."""
+        key, job = dataset_job(self.config, name)
+        self.jobs[key] = job
         return key
 
     def figure(
@@ -168,6 +155,25 @@ class Plan:
         for fig in self.figures.values():
             out.setdefault(fig.target, []).extend(fig.files())
         return out
+
+
+def dataset_job(config: Mapping[str, Any], name: str) -> tuple[str, Job]:
+    """The key and the job of the data stage of dataset ``name`` (``mnist`` or ``cifar10``).
+
+    The key is the hash of the dataset's content checksums, whatever the source (a local
+    copy or a download), so every downstream key depends on the data, not on its path;
+    only the synthetic CIFAR-10 stand-in (``data.cifar10: synthetic``) has its own.
+    """
+    from .data import cifar10, mnist
+
+    if name == "mnist":
+        key, spec = mnist.DATASET_KEY, mnist.DATASET_SPEC
+    elif name == "cifar10":
+        source = config["data"]["cifar10"]
+        key, spec = cifar10.dataset_key(source), cifar10.dataset_spec(source)
+    else:
+        raise ParameterError(f"dataset: unknown dataset {name!r}; known: mnist, cifar10")
+    return key, Job(f"{RESULTS}/data/{name}/{key}.npz", spec)
 
 
 def read_text(package: str, name: str, values: Mapping[str, object] | None = None) -> str:

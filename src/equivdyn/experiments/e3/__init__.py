@@ -149,7 +149,7 @@ class E3(Experiment):
         inputs = {"trajectories": trajectories, "distances": distances}
         values = {
             "n_seeds": len(seeds),
-            **{f"{k}": v for k, v in koopman.items()},
+            **koopman,
             **{f"{net}_{k}": section[net]["windows"][k] for net in NETWORKS for k in ("count", "length")},
         }
         category = "Figure 4: early phase of CNN training"
