@@ -5,7 +5,8 @@ snapshots, observables) in self-describing HDF5 files; Koopman operators are fit
 them by dynamic mode decomposition; and Koopman eigenvalue sets are compared by a
 Wasserstein distance.  :func:`compare_runs` gives the calibrated verdict (is setup a's
 dynamics conjugate to setup b's?) as a :class:`Verdict`; its error rates are measured on
-the known-answer suite of :mod:`equivdyn.calibration`.
+the known-answer suite of :mod:`equivdyn.calibration`.  :class:`Recorder` (with
+:func:`perturbed_copies`) records your own PyTorch training runs into trajectory files.
 
 Importing this package never imports torch: only training does.
 """
@@ -23,6 +24,7 @@ from .conjugacy import (
 )
 from .errors import EquivdynError, InvalidFileError, ParameterError
 from .koopman import KoopmanEstimator, KoopmanSpectrum, delay_embed, dmd, pca_project, snapshot_pairs
+from .recorder import Recorder, perturbed_copies
 from .verdict import Verdict, compare_runs
 from .store import (
     SpectrumFile,
@@ -44,6 +46,7 @@ __all__ = [
     "ParameterError",
     "PermutationResult",
     "RandomizationResult",
+    "Recorder",
     "SpectrumFile",
     "Trajectory",
     "Verdict",
@@ -55,6 +58,7 @@ __all__ = [
     "distance_matrix",
     "dmd",
     "optimal_matching",
+    "perturbed_copies",
     "pca_project",
     "permutation_test",
     "randomization_test",

@@ -39,7 +39,8 @@ import datetime as _dt
 import io
 import json
 import os
-from collections.abc import Iterator, Mapping
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -49,8 +50,8 @@ from typing import Any
 import h5py
 import numpy as np
 
-from ._io import array_digest, array_hasher, atomic_path, canonical_json, record_digest
-from .errors import InvalidFileError, ParameterError
+from ._io import array_digest, array_hasher, atomic_path, canonical_json, content_key, record_digest
+from .errors import EquivdynError, InvalidFileError, ParameterError
 from .koopman import KoopmanSpectrum
 
 FORMAT_TRAJECTORY = "equivdyn.trajectory"
@@ -604,3 +605,221 @@ def summarize(path: str | os.PathLike[str]) -> dict[str, Any]:
             },
         )
     return summary
+
+
+# ----------------------------------------------------------------------------- streaming
+
+
+class _Series:
+    """An HDF5 dataset that grows along its time axis (axis 1 of ``[M, T, ...]``, axis 0 of
+    ``[T]``), written a slab of ``buffer`` snapshots at a time: memory stays at one slab."""
+
+    def __init__(self, group: h5py.Group, name: str, head: tuple[int, ...], tail: tuple[int, ...], dtype: Any, buffer: int) -> None:
+        self.axis = len(head)
+        self.dtype = np.dtype(dtype)
+        self.head, self.tail = head, tail
+        self.pending: list[np.ndarray] = []
+        self.buffer = buffer
+        self.length = 0
+        chunk_t = max(1, min(buffer, 2**16 // max(1, int(np.prod(tail, dtype=np.int64)))))
+        self.ds = group.create_dataset(
+            name,
+            shape=(*head, 0, *tail),
+            maxshape=(*head, None, *tail),
+            dtype=self.dtype,
+            chunks=(*(1 for _ in head), chunk_t, *tail),
+            **_COMPRESSION,
+        )
+
+    def append(self, value: np.ndarray) -> None:
+        value = np.asarray(value, dtype=self.dtype)
+        if value.shape != (*self.head, *self.tail):
+            raise ValueError(f"{self.ds.name}: expected a snapshot of shape {(*self.head, *self.tail)}, got {value.shape}")
+        self.pending.append(value)
+        if len(self.pending) >= self.buffer:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.pending:
+            return
+        slab = np.stack(self.pending, axis=self.axis)
+        n = slab.shape[self.axis]
+        self.ds.resize(self.length + n, axis=self.axis)
+        index = (*(slice(None) for _ in self.head), slice(self.length, self.length + n))
+        self.ds[index] = slab
+        self.length += n
+        self.pending = []
+
+    def seal(self, rows: int = 4096) -> None:
+        """Write what is pending, then store the dataset's checksum, hashing it in C order
+        a slab of ``rows`` snapshots at a time (memory stays bounded)."""
+        self.flush()
+        ds = self.ds
+        hasher = array_hasher(ds.dtype, ds.shape)
+        if self.axis == 0:
+            for t0 in range(0, self.length, rows):
+                hasher.update(memoryview(np.ascontiguousarray(ds[t0 : t0 + rows])).cast("B"))
+        else:
+            for m in range(ds.shape[0]):
+                for t0 in range(0, self.length, rows):
+                    hasher.update(memoryview(np.ascontiguousarray(ds[m, t0 : t0 + rows])).cast("B"))
+        ds.attrs[DATASET_DIGEST] = hasher.hexdigest()
+
+
+class TrajectoryWriter:
+    """Write a trajectory file snapshot by snapshot, for runs too long to hold in memory.
+
+    Observables ``[M, D]`` and metrics ``[M]`` are appended per recorded step; they are
+    written to a temporary file beside ``path`` in slabs of ``buffer`` snapshots, so
+    memory stays at one slab whatever the run's length.  :meth:`close` computes every
+    checksum, seals the file and renames it onto ``path`` (read-only); :meth:`discard`
+    (or an exception inside a ``with`` block) removes the temporary file.  Until
+    :meth:`close` returns, no file at ``path`` exists that reads as complete: the
+    temporary file has another name (``.<name>.<random>.part``) and no root checksum.
+
+    The file is what :func:`write_trajectory` writes for the same content, except that
+    its key is the content key of its datasets' checksums when none is given, and extra
+    arrays (``extras``: e.g. a projection matrix) are stored under ``/extras``.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        experiment: str,
+        params: Mapping[str, Any],
+        observables: Mapping[str, tuple[int, int, Any]],
+        metrics: Sequence[str] = (),
+        extras: Mapping[str, np.ndarray] | None = None,
+        buffer: int = 256,
+        key: str = "",
+    ) -> None:
+        if not observables:
+            raise ValueError("a trajectory needs at least one observable block")
+        self.path = Path(path)
+        self.experiment, self.params, self.key = experiment, dict(params), key
+        n_inits = {m for m, _, _ in observables.values()}
+        if len(n_inits) != 1:
+            raise ValueError(f"every observable needs the same number of initialisations, got {sorted(n_inits)}")
+        self.n_inits = n_inits.pop()
+        for name in (*observables, *metrics):
+            if not name or "/" in name or name.startswith("."):
+                raise ParameterError(f"name {name!r}: an observable or metric name must be non-empty, without '/', not starting with '.'")
+        for name in metrics:
+            if name.endswith(_STEPS_SUFFIX):
+                raise ParameterError(f"metric name {name!r} may not end in {_STEPS_SUFFIX!r}")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".part", dir=self.path.parent)
+        os.close(fd)
+        self.tmp = Path(tmp)
+        self._closed = False
+        try:
+            self.h5 = h5py.File(self.tmp, "w")
+            obs = self.h5.create_group("observables")
+            self.observables = {
+                name: _Series(obs, name, (m,), (d,), dtype, buffer) for name, (m, d, dtype) in observables.items()
+            }
+            met = self.h5.create_group("metrics")
+            self.metrics = {name: _Series(met, name, (self.n_inits,), (), np.float64, buffer) for name in metrics}
+            self.metric_steps: dict[str, list[int]] = {name: [] for name in metrics}
+            self.steps: list[int] = []
+            if extras:
+                group = self.h5.create_group("extras")
+                for name, arr in extras.items():
+                    _create(group, name, np.asarray(arr), **_COMPRESSION)
+        except BaseException:
+            self.discard()
+            raise
+
+    def __enter__(self) -> TrajectoryWriter:
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.discard()
+
+    def _check_step(self, step: int, seen: list[int], what: str) -> int:
+        step = int(step)
+        if seen and step <= seen[-1]:
+            raise ValueError(f"{what}: step {step} does not follow step {seen[-1]} (steps must increase)")
+        return step
+
+    def append(self, step: int, observables: Mapping[str, np.ndarray]) -> None:
+        """Append the snapshot of every observable (``[M, D]`` each) at optimiser step ``step``."""
+        step = self._check_step(step, self.steps, "snapshot")
+        if set(observables) != set(self.observables):
+            raise ValueError(f"a snapshot needs every observable {sorted(self.observables)}, got {sorted(observables)}")
+        self._write(lambda: [self.observables[n].append(v) for n, v in observables.items()])
+        self.steps.append(step)
+
+    def append_metric(self, name: str, step: int, values: np.ndarray) -> None:
+        """Append metric ``name`` (``[M]`` values) at step ``step``."""
+        if name not in self.metrics:
+            raise ValueError(f"unknown metric {name!r} (declared: {sorted(self.metrics)})")
+        step = self._check_step(step, self.metric_steps[name], f"metric {name!r}")
+        self._write(lambda: self.metrics[name].append(values))
+        self.metric_steps[name].append(step)
+
+    def _write(self, action: Any) -> None:
+        if self._closed:
+            raise ValueError(f"{self.path}: the trajectory writer is closed")
+        try:
+            action()
+        except OSError as exc:
+            self.discard()
+            raise EquivdynError(f"{self.path}: writing failed ({exc}); nothing was written") from None
+
+    def close(self) -> None:
+        """Seal the file (checksums, root digest) and rename it onto ``path``, read-only."""
+        if self._closed:
+            return
+        if not self.steps:
+            self.discard()
+            raise ValueError(f"{self.path}: no snapshot was recorded; nothing was written")
+        try:
+            h5 = self.h5
+            _create(h5, "steps", np.asarray(self.steps, dtype=np.int64))
+            for series in (*self.observables.values(), *self.metrics.values()):
+                series.seal()
+            for name, steps in self.metric_steps.items():
+                if not steps:
+                    del h5["metrics"][name]
+                elif steps != self.steps:
+                    _create(h5["metrics"], name + _STEPS_SUFFIX, np.asarray(steps, dtype=np.int64))
+            key = self.key or content_key(
+                {name: obj.attrs[DATASET_DIGEST] for name, obj in _datasets(h5)}
+            )
+            h5.attrs.update(_provenance(FORMAT_TRAJECTORY, self.experiment, key, self.params))
+            _seal(h5)
+            h5.close()
+            with open(self.tmp, "rb+") as handle:
+                os.fsync(handle.fileno())
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(self.tmp, 0o444 & ~umask)
+            os.replace(self.tmp, self.path)
+            self._closed = True
+        except OSError as exc:
+            self.discard()
+            raise EquivdynError(f"{self.path}: writing failed ({exc}); nothing was written") from None
+        except BaseException:
+            self.discard()
+            raise
+
+    def discard(self) -> None:
+        """Drop the recording: close and remove the temporary file; ``path`` is not touched."""
+        self._closed = True
+        h5 = getattr(self, "h5", None)
+        if h5 is not None:
+            with contextlib.suppress(Exception):
+                h5.close()
+        with contextlib.suppress(FileNotFoundError):
+            self.tmp.unlink()
+
+
+def _datasets(h5: h5py.File) -> list[tuple[str, h5py.Dataset]]:
+    found: list[tuple[str, h5py.Dataset]] = []
+    h5.visititems(lambda name, obj: found.append((name, obj)) if isinstance(obj, h5py.Dataset) else None)
+    return sorted(found)
