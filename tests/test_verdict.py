@@ -252,16 +252,22 @@ def test_bad_inputs_name_the_problem() -> None:
         compare_runs([a[0], bad], b)
 
 
-def test_cli_verdict(tmp_path, capsys) -> None:
+def test_cli_compare_on_files(tmp_path, capsys) -> None:
     from equivdyn.cli import main
 
     files = write_sides(tmp_path, *calibration.generate_pair("shift", n_seeds=4))
-    out = tmp_path / "verdict.json"
-    assert main(["verdict", *files["a"], "--vs", *files["b"], "--out", str(out)]) == 0
+    out, plot = tmp_path / "verdict.json", tmp_path / "verdict.png"
+    assert main(["compare", *files["a"], "--vs", *files["b"], "--json", str(out), "--plot", str(plot)]) == 0
     printed = capsys.readouterr().out
     assert "NOT CONJUGATE" in printed
-    assert read_json_result(out)["summary"] == printed.strip()
-    assert main(["verdict", files["a"][0], "--vs", *files["b"]]) == 2
+    result = read_json_result(out)
+    assert result["summary"] == printed.strip()
+    assert result["non_conjugate"] is True and result["p_value"] < 0.05
+    assert result["files_a"] == [str(f) for f in files["a"]]
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # the same verdict from the API
+    assert result["p_value"] == compare_runs([str(f) for f in files["a"]], [str(f) for f in files["b"]]).p_value
+    assert main(["compare", files["a"][0], "--vs", *files["b"]]) == 2
     assert "at least 2 seeds" in capsys.readouterr().err
 
 

@@ -14,6 +14,7 @@ import json
 import logging
 import math
 import sys
+import typing
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,7 @@ log = logging.getLogger("equivdyn")
 #: Subcommands the workflow's jobs run (their damaged inputs are results to remove).
 _STAGES = ("train", "fit", "compare", "distances", "plot")
 #: Subcommands whose results come from NumPy/SciPy linear algebra (pinned to one BLAS thread).
-_NUMERICAL = ("fit", "compare", "distances", "plot", "verdict")
+_NUMERICAL = ("fit", "compare", "distances", "plot")
 
 
 def _loads(text: str, option: str) -> Any:
@@ -82,16 +83,122 @@ def cmd_data(args: argparse.Namespace) -> None:
     prepare_data(args.dataset, args.source, args.out)
 
 
-def cmd_fit(args: argparse.Namespace) -> None:
-    from .stages import fit
+def _given(args: argparse.Namespace, option: str) -> bool:
+    value = getattr(args, option.lstrip("-").replace("-", "_"))
+    return value not in (None, [], False)
 
-    fit(_spec(args.spec), args.input, args.out)
+
+def _workflow_form(args: argparse.Namespace, own: Sequence[str], plumbing: Sequence[str]) -> bool:
+    """Whether a two-form subcommand runs as a workflow stage (``--spec``) or on the user's
+    files; mixing the options of the two forms is an error naming them."""
+    if args.spec is None:
+        stray = [o for o in plumbing if _given(args, o)]
+        if stray:
+            raise ParameterError(f"{', '.join(stray)}: only for the workflow form, which needs --spec")
+        return False
+    stray = [o for o in own if _given(args, o)]
+    if stray:
+        raise ParameterError(f"--spec (the workflow form) cannot be combined with {', '.join(stray)}")
+    missing = [o for o in plumbing if not _given(args, o)]
+    if missing:
+        raise ParameterError(f"the workflow form needs {', '.join(missing)}")
+    return True
+
+
+_GLOB_CHARS = frozenset("*?[")
+
+
+def expand_runs(items: Sequence[str | Path], option: str) -> list[Path]:
+    """Trajectory files named by ``items``: files as given, every ``*.h5`` of a folder, and
+    the matches of a glob pattern (for patterns the shell did not expand), each sorted."""
+    import glob
+
+    out: list[Path] = []
+    for item in items:
+        text = str(item)
+        p = Path(text)
+        if p.is_dir():
+            found = sorted(q for q in p.glob("*.h5") if not q.name.startswith("."))
+            if not found:
+                raise ParameterError(f"{option}: the folder {text} holds no .h5 file")
+            out.extend(found)
+        elif not p.exists() and _GLOB_CHARS & set(text):
+            found = sorted(Path(q) for q in glob.glob(text))
+            if not found:
+                raise ParameterError(f"{option}: no file matches {text!r}")
+            out.extend(found)
+        else:
+            out.append(p)
+    if not out:
+        raise ParameterError(f"{option}: name at least one trajectory file")
+    return out
+
+
+def _estimator_options(args: argparse.Namespace) -> dict[str, Any]:
+    return {"n_delays": args.n_delays, "rank": args.rank, "n_components": args.n_components, "n_modes": args.n_modes}
+
+
+def cmd_fit(args: argparse.Namespace) -> None:
+    if _workflow_form(args, ("file", "--json", "--observable"), ("--input", "--out")):
+        from .stages import fit
+
+        fit(_spec(args.spec), args.input, args.out)
+        return
+    from .verdict import fit_run
+
+    if args.file is None:
+        raise ParameterError("name a trajectory file: equivdyn fit FILE (see equivdyn fit --help)")
+    result = {"file": str(args.file), **fit_run(args.file, observable=args.observable, **_estimator_options(args))}
+    if args.json is not None:
+        write_json_atomic(args.json, result)
+    print(_format_fit(result))
+
+
+def _format_fit(result: dict[str, Any]) -> str:
+    s = result["settings"]
+    m, t, d = result["shape"]
+    lines = [
+        f"{result['file']}: {m} initialisation(s) x {t} snapshots x {d} observables",
+        f"  settings  n_delays {s['n_delays']}, rank {s['rank']} (fitted with {s['fit_rank']}"
+        f"{', raised above the noise threshold' if s['raised_rank'] else ''}), "
+        f"PCA to {s['n_components'] or 'none (few observables)'}; given: {', '.join(s['given']) or 'none'}",
+        "  principal modes (best-resolved first; one per conjugate pair):",
+    ]
+    for (re, im), r, mod, ang in zip(result["modes"], result["residuals"], result["moduli"], result["angles"]):
+        lines.append(f"    lambda = {re:+.5f} {im:+.5f}i   |lambda| = {mod:.5f}   angle = {ang:+.4f} rad   residual = {r:.2e}")
+    lines.append(f"  ({len(result['all_eigenvalues'])} eigenvalues in the fit; --json writes them all)")
+    return "\n".join(lines)
 
 
 def cmd_compare(args: argparse.Namespace) -> None:
-    from .stages import compare
+    own = ("a", "--vs", "--json", "--plot", "--observable")
+    if _workflow_form(args, own, ("--out",)):
+        from .stages import compare
 
-    compare(_spec(args.spec), _named_paths(args.input, "--input"), args.out)
+        compare(_spec(args.spec), _named_paths(args.input, "--input"), args.out)
+        return
+    from .verdict import compare_runs
+
+    if not args.a or not args.vs:
+        raise ParameterError("name both setups' files: equivdyn compare A.h5 [A2.h5 ...] --vs B.h5 [B2.h5 ...]")
+    a, b = expand_runs(args.a, "A"), expand_runs(args.vs, "--vs")
+    verdict = compare_runs(
+        [str(p) for p in a],
+        [str(p) for p in b],
+        alpha=args.alpha,
+        seed=args.seed,
+        observable=args.observable,
+        tolerance=args.tolerance,
+        **_estimator_options(args),
+    )
+    result = {**verdict.to_dict(), "files_a": [str(p) for p in a], "files_b": [str(p) for p in b]}
+    if args.json is not None:
+        write_json_atomic(args.json, result)
+    if args.plot is not None:
+        from .figures._common import write_verdict_plot
+
+        write_verdict_plot(args.plot, result, (args.label_a, args.label_b))
+    print(verdict.summary())
 
 
 def cmd_distances(args: argparse.Namespace) -> None:
@@ -115,17 +222,6 @@ def cmd_plot(args: argparse.Namespace) -> None:
     from .figures import plot
 
     plot(args.figure, _role_paths(args.input, "--input"), args.out_prefix)
-
-
-def cmd_verdict(args: argparse.Namespace) -> None:
-    from .verdict import compare_runs
-
-    verdict = compare_runs(
-        [str(p) for p in args.a], [str(p) for p in args.vs], alpha=args.alpha, seed=args.seed, observable=args.observable
-    )
-    if args.out is not None:
-        write_json_atomic(args.out, verdict.to_dict())
-    print(verdict.summary())
 
 
 def cmd_key(args: argparse.Namespace) -> None:
@@ -211,18 +307,134 @@ def _format_summary(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="equivdyn", description=__doc__.split("\n")[0])
-    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
-    sub = parser.add_subparsers(dest="command", required=True)
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line error that names the problem and where help is."""
 
-    p = sub.add_parser("train", help="simulate or train one experiment variant; write its trajectory file")
+    def error(self, message: str) -> typing.NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
+#: Help of the subcommands the workflow runs (each takes the spec the plan made).
+_PLUMBING = "[workflow] "
+
+
+def _sub(sub: Any, name: str, help: str, example: str, description: str | None = None) -> argparse.ArgumentParser:
+    return sub.add_parser(
+        name,
+        help=help,
+        description=description or help,
+        epilog=f"example:\n  {example}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
+
+def _estimator_arguments(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("estimator settings (chosen from the data when not given)")
+    g.add_argument("--observable", default=None, help="observable to use (needed when a file holds several)")
+    g.add_argument("--n-delays", type=int, default=None, help="lagged copies in the time-delay embedding")
+    g.add_argument("--rank", type=int, default=None, help="largest DMD rank")
+    g.add_argument("--n-components", type=int, default=None, help="PCA coordinates before embedding (0: none)")
+    g.add_argument("--n-modes", type=int, default=None, help="principal modes compared per seed")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="equivdyn",
+        description=__doc__.split("\n")[0],
+        epilog="start here:\n  equivdyn compare runs/sgd/ --vs runs/adam/     (one trajectory file per seed)\n"
+        "  equivdyn fit runs/sgd/s0.h5\n  equivdyn inspect runs/sgd/s0.h5\n"
+        "Subcommands marked [workflow] are run by the Snakemake workflow with the specs its plan makes.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = _sub(
+        sub,
+        "compare",
+        "calibrated verdict: are the training dynamics of setup A conjugate to setup B's?",
+        "equivdyn compare runs/sgd/*.h5 --vs runs/adam/*.h5 --json verdict.json --plot verdict.png",
+        "Calibrated verdict: are the training dynamics of setup A conjugate to those of setup B? "
+        "Give one trajectory file per seed and side (files, folders of .h5 files, or glob patterns); "
+        "4 seeds per side are needed to reach p < 0.05. Not rejecting is not proof of equivalence. "
+        "With --spec: the workflow's comparison stage [workflow].",
+    )
+    p.add_argument("a", nargs="*", metavar="A.h5", help="trajectory files of setup A, one per seed (or a folder, or a glob)")
+    p.add_argument("--vs", nargs="+", default=None, metavar="B.h5", help="trajectory files of setup B, one per seed")
+    p.add_argument("--json", type=Path, default=None, metavar="OUT.json", help="write the whole verdict as JSON")
+    p.add_argument("--plot", type=Path, default=None, metavar="OUT.png", help="draw both setups' principal spectra")
+    p.add_argument("--label-a", default="A", help="name of setup A in the plot (default A)")
+    p.add_argument("--label-b", default="B", help="name of setup B in the plot (default B)")
+    p.add_argument("--alpha", type=float, default=0.05, help="significance level (default 0.05)")
+    p.add_argument("--tolerance", type=float, default=None, help="resolution: smaller spectral differences count as none (default 0.01)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random relabellings (default 0)")
+    _estimator_arguments(p)
+    w = p.add_argument_group("workflow form [workflow]")
+    w.add_argument("--spec", default=None, help="JSON record of the comparison")
+    w.add_argument("--input", action="append", default=[], metavar="NAME=PATH", help="a named input file")
+    w.add_argument("--out", type=Path, default=None, help="JSON file to write")
+    p.set_defaults(func=cmd_compare)
+
+    p = _sub(
+        sub,
+        "fit",
+        "principal Koopman spectrum of one trajectory file, with automatically chosen settings",
+        "equivdyn fit runs/sgd/s0.h5 --observable fc2.weight --json s0_spectrum.json",
+        "Principal Koopman spectrum of one trajectory file, with the settings the verdict would choose "
+        "(overridable). With --spec: the workflow's Koopman fit stage [workflow].",
+    )
+    p.add_argument("file", nargs="?", type=Path, default=None, metavar="FILE.h5", help="trajectory file")
+    p.add_argument("--json", type=Path, default=None, metavar="OUT.json", help="write the spectrum and settings as JSON")
+    _estimator_arguments(p)
+    w = p.add_argument_group("workflow form [workflow]")
+    w.add_argument("--spec", default=None, help="JSON record of the fit parameters and input key")
+    w.add_argument("--input", type=Path, default=None, help="trajectory file (.h5)")
+    w.add_argument("--out", type=Path, default=None, help="spectrum file to write (.h5)")
+    p.set_defaults(func=cmd_fit)
+
+    p = _sub(
+        sub, "inspect", "validate equivdyn HDF5 files (checksums included) and summarise them", "equivdyn inspect runs/sgd/s0.h5"
+    )
+    p.add_argument("files", nargs="+", type=Path)
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.set_defaults(func=cmd_inspect)
+
+    p = _sub(
+        sub,
+        "verify",
+        "check the checksums of every result (HDF5, JSON, prepared .npz); report or remove damaged ones",
+        "equivdyn verify results --remove",
+    )
+    p.add_argument("paths", nargs="*", type=Path, default=[Path("results")], help="files or folders (default: results)")
+    p.add_argument("--remove", action="store_true", help="delete damaged results (and the cache entries they link to)")
+    p.set_defaults(func=cmd_verify)
+
+    p = _sub(
+        sub,
+        "schema",
+        "the JSON schema of config.yaml, generated from the experiments' settings",
+        "equivdyn schema --out workflow/schemas/config.schema.json",
+    )
+    p.add_argument("--out", type=Path, default=None, help="write it to this file (default: print it)")
+    p.set_defaults(func=cmd_schema)
+
+    p = _sub(
+        sub,
+        "train",
+        _PLUMBING + "simulate or train one experiment variant; write its trajectory file",
+        "equivdyn train --spec \"$(grep -m1 e1 results/index.tsv | cut -f5)\" --out /tmp/e1.h5",
+    )
     p.add_argument("--spec", required=True, help="JSON record of the training parameters")
     p.add_argument("--input", action="append", default=[], metavar="NAME=PATH", help="a named input (dataset)")
     p.add_argument("--out", required=True, type=Path, help="trajectory file to write (.h5)")
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("data", help="verify a dataset (local copy or download) and write it for training")
+    p = _sub(
+        sub,
+        "data",
+        _PLUMBING + "verify a dataset (local copy or download) and write it for training",
+        "equivdyn data mnist --source=../shared/data/mnist.npz --out /tmp/mnist.npz",
+    )
     p.add_argument("dataset", help="dataset name: mnist or cifar10")
     p.add_argument(
         "--source",
@@ -232,25 +444,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, type=Path, help=".npz file to write")
     p.set_defaults(func=cmd_data)
 
-    p = sub.add_parser("fit", help="fit Koopman spectra to a trajectory file")
-    p.add_argument("--spec", required=True, help="JSON record of the fit parameters and input key")
-    p.add_argument("--input", required=True, type=Path, help="trajectory file (.h5)")
-    p.add_argument("--out", required=True, type=Path, help="spectrum file to write (.h5)")
-    p.set_defaults(func=cmd_fit)
-
-    p = sub.add_parser("compare", help="distances and conjugacy tests between spectra")
-    p.add_argument("--spec", required=True, help="JSON record of the comparison")
-    p.add_argument("--input", action="append", default=[], metavar="NAME=PATH", help="a named spectrum file")
-    p.add_argument("--out", required=True, type=Path, help="JSON file to write")
-    p.set_defaults(func=cmd_compare)
-
-    p = sub.add_parser("distances", help="distances between the spectra of windows (or epochs) of each input")
+    p = _sub(
+        sub,
+        "distances",
+        _PLUMBING + "distances between the spectra of windows (or epochs) of each input",
+        "equivdyn distances --spec SPEC --input NAME=spectra.h5 --out distances.json",
+    )
     p.add_argument("--spec", required=True, help="JSON record of the groups and input keys")
     p.add_argument("--input", action="append", default=[], metavar="NAME=PATH", help="a named spectrum file")
     p.add_argument("--out", required=True, type=Path, help="JSON file to write")
     p.set_defaults(func=cmd_distances)
 
-    p = sub.add_parser("plot", help="draw a figure and write the numbers behind it")
+    p = _sub(
+        sub,
+        "plot",
+        _PLUMBING + "draw a figure and write the numbers behind it",
+        "equivdyn plot fig2_omd_ogd_bm --input trajectories=omd.h5 --input spectra=omd_fit.h5 "
+        "--input compare=compare.json --out-prefix /tmp/fig2",
+    )
     p.add_argument("figure", help="figure name (its file stem), e.g. fig3_fcn_width")
     p.add_argument(
         "--input",
@@ -262,46 +473,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out-prefix", required=True, type=Path, help="writes PREFIX.pdf, PREFIX.png, PREFIX.json")
     p.set_defaults(func=cmd_plot)
 
-    p = sub.add_parser(
-        "verdict",
-        help="calibrated verdict: are the dynamics of setup A (one trajectory file per seed) conjugate to B's?",
-    )
-    p.add_argument("a", nargs="+", type=Path, metavar="A.h5", help="trajectory files of setup A, one per seed")
-    p.add_argument("--vs", nargs="+", required=True, type=Path, metavar="B.h5", help="trajectory files of setup B")
-    p.add_argument("--observable", default=None, help="observable to compare (needed when a file holds several)")
-    p.add_argument("--alpha", type=float, default=0.05, help="significance level (default 0.05)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the random relabellings (default 0)")
-    p.add_argument("--out", type=Path, default=None, help="also write the whole verdict as JSON")
-    p.set_defaults(func=cmd_verdict)
-
-    p = sub.add_parser("key", help="print the content key of a spec")
+    p = _sub(sub, "key", _PLUMBING + "print the content key of a spec", "equivdyn key --spec '{\"stage\": ...}'")
     p.add_argument("--spec", required=True)
     p.set_defaults(func=cmd_key)
 
-    p = sub.add_parser(
-        "schema",
-        help="the JSON schema of config.yaml, generated from the experiments' settings "
-        "(workflow/schemas/config.schema.json is its output)",
+    p = _sub(
+        sub,
+        "index",
+        _PLUMBING + "write the table of result paths, keys and parameters",
+        "equivdyn index --plan PLAN.json --out results/index.tsv",
     )
-    p.add_argument("--out", type=Path, default=None, help="write it to this file (default: print it)")
-    p.set_defaults(func=cmd_schema)
-
-    p = sub.add_parser("index", help="write the table of result paths, keys and parameters")
     p.add_argument("--plan", required=True, help="JSON object: result path -> spec")
     p.add_argument("--out", required=True, type=Path)
     p.set_defaults(func=cmd_index)
-
-    p = sub.add_parser(
-        "verify", help="check the checksums of every result (HDF5, JSON, prepared .npz); report or remove damaged ones"
-    )
-    p.add_argument("paths", nargs="*", type=Path, default=[Path("results")], help="files or folders (default: results)")
-    p.add_argument("--remove", action="store_true", help="delete damaged results (and the cache entries they link to)")
-    p.set_defaults(func=cmd_verify)
-
-    p = sub.add_parser("inspect", help="validate equivdyn HDF5 files and summarise them")
-    p.add_argument("files", nargs="+", type=Path)
-    p.add_argument("--json", action="store_true", help="print the summary as JSON")
-    p.set_defaults(func=cmd_inspect)
     return parser
 
 

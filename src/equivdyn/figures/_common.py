@@ -175,3 +175,43 @@ def verdicts_of(result: Mapping[str, Any], names: Sequence[str]) -> dict[str, di
     """The verdicts ``names`` of a compare or distances result (``None`` where none was computed)."""
     verdicts = result.get("verdicts", {})
     return {name: verdicts.get(name) for name in names}
+
+
+def verdict_panels(axes: Sequence[plt.Axes], verdict: Mapping[str, Any], labels: Sequence[str], title: str = "") -> None:
+    """The principal modes of every seed of both setups of ``verdict`` (:meth:`Verdict.to_dict`),
+    mirrored to both half-planes: on ``axes[0]`` with the unit circle, on ``axes[1]`` zoomed
+    to the modes; the first title gives the verdict."""
+    points = {}
+    for side, label in zip(("a", "b"), labels):
+        eig = np.array([complex(*z) for seed in verdict[f"eigenvalues_{side}"] for z in seed], dtype=complex)
+        points[f"{label} ({len(verdict[f'eigenvalues_{side}'])} seeds)"] = np.concatenate([eig, eig.conj()])
+    for ax, zoom in zip(axes, (False, True)):
+        unit_circle(ax)
+        for (label, eig), colour, marker in zip(points.items(), ("tab:blue", "tab:orange"), ("o", "x")):
+            ax.scatter(eig.real, eig.imag, s=18, color=colour, marker=marker, label=label)
+        ax.set(xlabel=r"Re $\lambda$", ylabel=r"Im $\lambda$")
+        if zoom:
+            every = np.concatenate(list(points.values()))
+            pad = max(0.01, 0.1 * float(np.ptp(every.real) + np.ptp(every.imag)))
+            ax.set(xlim=(every.real.min() - pad, every.real.max() + pad), ylim=(every.imag.min() - pad, every.imag.max() + pad))
+            ax.set_title("zoomed to the modes")
+        else:
+            ax.set_aspect("equal")
+            ax.set(xlim=(-1.1, 1.1), ylim=(-1.1, 1.1))
+            ax.set_title(f"{title}\n{verdict_text(verdict)}" if title else verdict_text(verdict))
+            ax.legend(loc="lower left", fontsize=7)
+
+
+def write_verdict_plot(path: str | Path, verdict: Mapping[str, Any], labels: Sequence[str]) -> None:
+    """Draw :func:`verdict_panels` into the image file ``path`` (its format from its suffix), atomically."""
+    p = Path(path)
+    fmt = p.suffix.lstrip(".").lower()
+    if fmt not in plt.gcf().canvas.get_supported_filetypes():
+        raise ParameterError(f"--plot {p}: unknown image format {p.suffix or '(no suffix)'}; use .png, .pdf or .svg")
+    plt.close("all")
+    fig, axes = plt.subplots(1, 2, figsize=(8.5, 4.2))
+    verdict_panels(axes, verdict, labels, title=f"{labels[0]} vs {labels[1]}")
+    fig.tight_layout()
+    with atomic_path(p) as tmp:
+        fig.savefig(tmp, format=fmt, bbox_inches="tight", metadata={"CreationDate": None} if fmt == "pdf" else None)
+    plt.close(fig)
