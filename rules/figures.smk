@@ -49,6 +49,9 @@ rule index:
     resources:
         mem_mb=200,
     params:
-        plan=json.dumps({job.path: job.spec for job in JOBS.values()}, sort_keys=True),
+        # a function: Snakemake formats plain strings, and a spec may hold braces
+        plan=lambda wildcards: json.dumps(
+            {job.path: job.spec for job in JOBS.values()}, sort_keys=True
+        ),
     shell:
         "equivdyn index --plan {params.plan:q} --out {output.tsv:q} > {log:q} 2>&1"

@@ -13,6 +13,7 @@ module imports neither torch nor Snakemake.
 
 from __future__ import annotations
 
+import os
 import string
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -114,6 +115,14 @@ class Plan:
         """Record the Koopman fit of the trajectory with key ``trajectory``."""
         return self.add("fit", experiment, params, {"trajectory": trajectory}, mem_mb=4000)
 
+    def source(self, experiment: str, path: str | os.PathLike[str], digest: str) -> str:
+        """Record a file the configuration names (e.g. a recorded run), which no job makes;
+        its key is that of the SHA-256 ``digest`` of its bytes, so it names the content."""
+        spec = {"stage": "source", "experiment": experiment, "version": 1, "params": {"sha256": digest}, "inputs": {}}
+        key = content_key(spec)
+        self.jobs[key] = Job(os.fspath(path), spec)
+        return key
+
     def path(self, key: str) -> str:
         return self.jobs[key].path
 
@@ -187,9 +196,9 @@ def traj_input(name: str) -> str:
     return f"{TRAJECTORY_INPUT_PREFIX}{name}"
 
 
-def verdict(name: str, a: Sequence[str], b: Sequence[str], observable: str, **extra: object) -> dict[str, Any]:
+def verdict(name: str, a: Sequence[str], b: Sequence[str], observable: str | None, **extra: object) -> dict[str, Any]:
     """A verdict of a compare or distances job: setups ``a`` and ``b`` are lists of
-    trajectory names (one per seed), compared on ``observable``."""
+    trajectory names (one per seed), compared on ``observable`` (``None``: the files' only one)."""
     return {
         "name": name,
         "a": [traj_input(n) for n in a],

@@ -153,8 +153,8 @@ def _verdict_specs(params: Mapping[str, Any], stage: str, trajectories: Mapping[
         if not isinstance(name, str) or not name or name in names:
             raise ParameterError(f"verdicts: names must be distinct non-empty strings; got {name!r}")
         names.add(name)
-        if not isinstance(v["observable"], str):
-            raise ParameterError(f"verdicts.{name}.observable: must be a string, got {v['observable']!r}")
+        if v["observable"] is not None and not isinstance(v["observable"], str):
+            raise ParameterError(f"verdicts.{name}.observable: must be a string or null, got {v['observable']!r}")
         for side in ("a", "b"):
             runs = v[side]
             if not (isinstance(runs, list) and runs and all(isinstance(r, str) for r in runs)):

@@ -10,7 +10,7 @@ its section of ``config.yaml``.  It owns
 * ``draw(figure, inputs, prefix)``: one of its figures, from the files of each input role;
 * its figures' captions, as text files in its package.
 
-The built-in experiments are the paper's four (:data:`BUILTIN`).  Others register
+The built-in experiments are the paper's four and ``custom``, your own runs (:data:`BUILTIN`).  Others register
 themselves with :func:`register` in a module that the configuration's ``plugins`` list
 (or the environment variable :data:`PLUGINS_ENV`) names.  Importing this package, or an
 experiment's package, never imports torch: trainers are imported when a job trains.
@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from ..store import Trajectory
 
 #: The paper's experiments, each the package ``equivdyn.experiments.<name>``.
-BUILTIN = ("e1", "e2", "e4", "e3")
+BUILTIN = ("e1", "e2", "e4", "e3", "custom")
 #: Environment variable listing plugin modules (comma-separated) to import before a job runs.
 PLUGINS_ENV = "EQUIVDYN_PLUGINS"
 
