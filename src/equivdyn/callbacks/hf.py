@@ -1,0 +1,132 @@
+"""Record a Hugging Face ``transformers.Trainer`` run: :class:`RecordDynamicsCallback`.
+
+::
+
+    from equivdyn.callbacks.hf import RecordDynamicsCallback
+
+    trainer = transformers.Trainer(model, args, train_dataset=data,
+                                   callbacks=[RecordDynamicsCallback("run_s0.h5", ["classifier.weight"])])
+    trainer.train()                       # run_s0.h5 holds [1, T, D] and the logged loss
+
+An optional extra (``pip install 'equivdyn[hf]'``): ``transformers`` is imported only here.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from ..errors import ParameterError, check_int, is_number
+from ..recorder import Observable, Recorder
+
+try:
+    from transformers import TrainerCallback
+except ImportError:  # pragma: no cover - depends on what is installed
+    raise ImportError(
+        "equivdyn.callbacks.hf needs Hugging Face transformers: pip install 'equivdyn[hf]'"
+    ) from None
+
+__all__ = ["RecordDynamicsCallback"]
+
+
+class RecordDynamicsCallback(TrainerCallback):  # type: ignore[misc]
+    """Record observables of the trained model after every (k-th) optimiser step, to one
+    trajectory file ``[1, T, D]``, with the logged training loss as metric ``"loss"``.
+
+    The recording starts when training starts (:meth:`on_train_begin`: step 0 is the model
+    as it is then); the Trainer calls :meth:`on_step_end` once per optimiser step (after
+    all its gradient-accumulation micro-batches), and the file appears when training ends
+    (:meth:`on_train_end`).  The loss is what the Trainer logs (``logs["loss"]``: the mean
+    training loss since the previous log, every ``logging_steps`` steps), stored at the
+    step it was logged at.  Only the main process records
+    (``state.is_world_process_zero``).  Steps are counted from the start of this
+    ``train()`` call (a resumed run's file starts at step 0).
+
+    The Trainer has no hook for exceptions: a run that fails leaves no file at ``path``,
+    only the hidden temporary ``.part`` file beside it, which :meth:`discard` (or the next
+    :meth:`on_train_begin` of this callback) removes.
+
+    Parameters
+    ----------
+    path : str or path
+        The trajectory file to write (``.h5``).
+    observables : sequence of str or callable, or mapping of name to either, optional
+        What to record (see :class:`equivdyn.recorder.Recorder`): parameter names
+        (``"classifier.weight"``), module names (``"classifier"``) or functions of the
+        model.  Default: the last module that has parameters.
+    every : int
+        Record every ``every``-th optimiser step.
+    project : int, optional
+        Project each observable with more than ``project`` values onto ``project``
+        dimensions by a fixed Gaussian random matrix.
+    projection_seed : int
+        Seed of the projection matrices.
+    params : mapping, optional
+        What describes the run (optimiser, learning rate, seed, …): stored in the file.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        observables: Sequence[Observable] | Mapping[str, Observable] | None = None,
+        *,
+        every: int = 1,
+        project: int | None = None,
+        projection_seed: int = 0,
+        params: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.path = path
+        self.observables = observables
+        self.every = check_int(every, "every", 1)
+        self.project = project
+        self.projection_seed = projection_seed
+        self.params = dict(params or {})
+        self.recorder: Recorder | None = None
+        self._logged_step = -1
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> None:
+        """Start the recording (main process only): step 0 is ``model`` as it is now."""
+        self.discard()  # a recording left open by an earlier, failed run
+        if not state.is_world_process_zero:
+            return
+        if model is None:
+            raise ParameterError("model: the Trainer passed no model to RecordDynamicsCallback.on_train_begin")
+        self.recorder = Recorder(
+            self.path,
+            model,
+            self.observables,
+            every=self.every,
+            project=self.project,
+            projection_seed=self.projection_seed,
+            metrics=("loss",),
+            params=self.params,
+        )
+        self._logged_step = -1
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        """Count one optimiser step; take a snapshot if it is a recorded step."""
+        if self.recorder is not None:
+            self.recorder.snapshot()
+
+    def on_log(self, args: Any, state: Any, control: Any, logs: Mapping[str, Any] | None = None, **kwargs: Any) -> None:
+        """Record ``logs["loss"]`` at the current step (once per step; other logs are ignored)."""
+        if self.recorder is None or not logs or not is_number(logs.get("loss")):
+            return
+        step = self.recorder.step
+        if step <= self._logged_step:
+            return  # this step's loss is recorded already
+        self.recorder.log(loss=float(logs["loss"]))
+        self._logged_step = step
+
+    def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        """Finish the file: it appears at ``path``."""
+        recorder, self.recorder = self.recorder, None
+        if recorder is not None:
+            recorder.close()
+
+    def discard(self) -> None:
+        """Abandon an open recording, if any: no file is written."""
+        recorder, self.recorder = self.recorder, None
+        if recorder is not None:
+            recorder.discard()
