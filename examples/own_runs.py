@@ -86,7 +86,7 @@ def train(setup: str, seed: int, out: str | Path, x: torch.Tensor, y: torch.Tens
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, default=Path("runs"), help="folder of the runs (default runs)")
-    parser.add_argument("--seeds", type=int, default=4, help="seeds per setup (default 4; sgd_lr0.1 gets twice as many)")
+    parser.add_argument("--seeds", type=int, default=6, help="seeds per setup (default 6; sgd_lr0.1 gets twice as many)")
     parser.add_argument("--mnist", default=None, help="MNIST .npz or IDX folder (default data/mnist.npz)")
     parser.add_argument("--setup", choices=sorted(SETUPS), help="record only this setup's run ...")
     parser.add_argument("--seed", type=int, help="... of this seed ...")

@@ -40,8 +40,9 @@ def perturbed_copies(model: Any, n: int, scale: float, seed: int) -> list[Any]:
 
     The paper's perturbations of one initialisation: copy 0 is an unchanged deep copy of
     ``model``; copies 1 … n-1 draw their factors in float64 from a generator seeded with
-    ``seed`` (parameter by parameter in registration order, copy after copy), so the same
-    ``seed`` gives the same copies on any device, and the global RNG is left untouched.
+    ``seed`` (NumPy's ``default_rng``; parameter by parameter in registration order, copy
+    after copy), so the same ``seed`` gives the same copies on any device, and torch's
+    global RNG is left untouched.
     Buffers (e.g. BatchNorm statistics) are copied unchanged.
     """
     import torch
@@ -52,13 +53,13 @@ def perturbed_copies(model: Any, n: int, scale: float, seed: int) -> list[Any]:
         raise ParameterError(f"scale must be a number >= 0, got {scale!r}")
     if not isinstance(model, torch.nn.Module):
         raise ParameterError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    generator = torch.Generator().manual_seed(seed)
+    rng = np.random.default_rng(seed)  # every bit of the seed counts (torch's CPU generator keeps 32)
     copies = [copy.deepcopy(model)]
     for _ in range(1, n):
         twin = copy.deepcopy(model)
         with torch.no_grad():
             for p in twin.parameters():
-                u = torch.rand(p.shape, generator=generator, dtype=torch.float64) * 2.0 - 1.0
+                u = torch.from_numpy(rng.uniform(-1.0, 1.0, size=tuple(p.shape)))
                 p.copy_((p.detach().to(torch.float64).cpu() * (1.0 + float(scale) * u)).to(p.device, p.dtype))
         copies.append(twin)
     return copies
@@ -146,8 +147,8 @@ class Recorder:
         for name, values in first.items():
             dim = values.shape[1]
             if project is not None and dim > project:
-                generator = torch.Generator().manual_seed(projection_seed * 2**32 + zlib.crc32(name.encode()))
-                matrix = torch.randn(dim, project, generator=generator, dtype=torch.float64) / project**0.5
+                rng = np.random.default_rng([projection_seed, zlib.crc32(name.encode())])
+                matrix = torch.from_numpy(rng.standard_normal((dim, project)) / project**0.5)
                 projections[name] = matrix
                 dim = project
             shapes[name] = (len(self.models), dim, np.float64 if values.dtype == torch.float64 else np.float32)

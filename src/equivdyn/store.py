@@ -633,11 +633,16 @@ class _Series:
 
     def append(self, value: np.ndarray) -> None:
         value = np.asarray(value, dtype=self.dtype)
-        if value.shape != (*self.head, *self.tail):
-            raise ValueError(f"{self.ds.name}: expected a snapshot of shape {(*self.head, *self.tail)}, got {value.shape}")
+        self.check(value)
         self.pending.append(value)
         if len(self.pending) >= self.buffer:
             self.flush()
+
+    def check(self, value: np.ndarray) -> None:
+        if np.shape(value) != (*self.head, *self.tail):
+            raise ParameterError(
+                f"{self.ds.name}: expected a snapshot of shape {(*self.head, *self.tail)}, got {np.shape(value)}"
+            )
 
     def flush(self) -> None:
         if not self.pending:
@@ -743,28 +748,31 @@ class TrajectoryWriter:
     def _check_step(self, step: int, seen: list[int], what: str) -> int:
         step = int(step)
         if seen and step <= seen[-1]:
-            raise ValueError(f"{what}: step {step} does not follow step {seen[-1]} (steps must increase)")
+            raise ParameterError(f"{what}: step {step} does not follow step {seen[-1]} (steps must increase)")
         return step
 
     def append(self, step: int, observables: Mapping[str, np.ndarray]) -> None:
         """Append the snapshot of every observable (``[M, D]`` each) at optimiser step ``step``."""
         step = self._check_step(step, self.steps, "snapshot")
         if set(observables) != set(self.observables):
-            raise ValueError(f"a snapshot needs every observable {sorted(self.observables)}, got {sorted(observables)}")
+            raise ParameterError(f"a snapshot needs every observable {sorted(self.observables)}, got {sorted(observables)}")
+        for name, value in observables.items():  # every one checked before any is written
+            self.observables[name].check(value)
         self._write(lambda: [self.observables[n].append(v) for n, v in observables.items()])
         self.steps.append(step)
 
     def append_metric(self, name: str, step: int, values: np.ndarray) -> None:
         """Append metric ``name`` (``[M]`` values) at step ``step``."""
         if name not in self.metrics:
-            raise ValueError(f"unknown metric {name!r} (declared: {sorted(self.metrics)})")
+            raise ParameterError(f"unknown metric {name!r} (declared: {sorted(self.metrics)})")
         step = self._check_step(step, self.metric_steps[name], f"metric {name!r}")
+        self.metrics[name].check(values)
         self._write(lambda: self.metrics[name].append(values))
         self.metric_steps[name].append(step)
 
     def _write(self, action: Any) -> None:
         if self._closed:
-            raise ValueError(f"{self.path}: the trajectory writer is closed")
+            raise ParameterError(f"{self.path}: the recording is closed (or was discarded)")
         try:
             action()
         except OSError as exc:
@@ -777,7 +785,7 @@ class TrajectoryWriter:
             return
         if not self.steps:
             self.discard()
-            raise ValueError(f"{self.path}: no snapshot was recorded; nothing was written")
+            raise ParameterError(f"{self.path}: no snapshot was recorded; nothing was written")
         try:
             h5 = self.h5
             _create(h5, "steps", np.asarray(self.steps, dtype=np.int64))
