@@ -349,6 +349,12 @@ def compare(spec: Mapping[str, Any], inputs: Mapping[str, Path], out: str | os.P
 
     _check_spec(spec, "compare")
     params = spec["params"]
+    missing = [f for f in ("pairs", "n_shuffles", "seed") if f not in params]
+    if missing:
+        raise ParameterError(
+            f"params: the comparison spec lacks {', '.join(map(repr, missing))} (specs are made by the workflow's "
+            "plan; to compare your own files: equivdyn compare A.h5 ... --vs B.h5 ...)"
+        )
     eigenvalues = {name: data.spectra["all"].eigenvalues for name, data in _read_spectrum_inputs(spec, inputs).items()}
     trajectories = _check_trajectory_inputs(spec, inputs)
     verdict_specs = _verdict_specs(params, "compare", trajectories)

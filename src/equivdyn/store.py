@@ -8,6 +8,7 @@ Trajectory file (one per experiment variant × seed, every initialisation inside
     /observables/<name>    float [M, T, D]    M initialisations, T snapshots, D observables
     /metrics/<name>        float [M, T_name]  with /metrics/<name>_steps int64 [T_name]
                                               when the metric is not recorded at /steps
+    /extras/<name>         any                optional: e.g. a recorder's projection matrices
 
 Spectrum file (one per fit; one or more named spectra inside, e.g. one per window)::
 
@@ -27,7 +28,9 @@ the root digest before anything else and each dataset's digest when it reads it;
 dataset is read only if its declared size is below the read limit
 (:func:`max_read_bytes`) and the file really stores its bytes.
 
-Every write is atomic (temporary file, then rename) and leaves the file read-only.
+Every write is atomic (temporary file, then rename) and leaves the file read-only;
+:class:`TrajectoryWriter` streams a long run to its temporary file in slabs and seals it
+(checksums, rename) when it closes.
 Every read validates the file and raises :class:`~equivdyn.errors.InvalidFileError`
 naming the file, the dataset and the problem, never a bare h5py exception.
 """

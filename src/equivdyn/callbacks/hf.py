@@ -13,12 +13,11 @@ An optional extra (``pip install 'equivdyn[hf]'``): ``transformers`` is imported
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
-from ..errors import ParameterError, check_int, is_number
-from ..recorder import Observable, Recorder
+from ..errors import ParameterError, is_number
+from ._recording import RecordingCallback
 
 try:
     from transformers import TrainerCallback
@@ -30,7 +29,7 @@ except ImportError:  # pragma: no cover - depends on what is installed
 __all__ = ["RecordDynamicsCallback"]
 
 
-class RecordDynamicsCallback(TrainerCallback):  # type: ignore[misc]
+class RecordDynamicsCallback(RecordingCallback, TrainerCallback):  # type: ignore[misc]
     """Record observables of the trained model after every (k-th) optimiser step, to one
     trajectory file ``[1, T, D]``, with the logged training loss as metric ``"loss"``.
 
@@ -47,43 +46,11 @@ class RecordDynamicsCallback(TrainerCallback):  # type: ignore[misc]
     only the hidden temporary ``.part`` file beside it, which :meth:`discard` (or the next
     :meth:`on_train_begin` of this callback) removes.
 
-    Parameters
-    ----------
-    path : str or path
-        The trajectory file to write (``.h5``).
-    observables : sequence of str or callable, or mapping of name to either, optional
-        What to record (see :class:`equivdyn.recorder.Recorder`): parameter names
-        (``"classifier.weight"``), module names (``"classifier"``) or functions of the
-        model.  Default: the last module that has parameters.
-    every : int
-        Record every ``every``-th optimiser step.
-    project : int, optional
-        Project each observable with more than ``project`` values onto ``project``
-        dimensions by a fixed Gaussian random matrix.
-    projection_seed : int
-        Seed of the projection matrices.
-    params : mapping, optional
-        What describes the run (optimiser, learning rate, seed, …): stored in the file.
+    The constructor takes the arguments of
+    :class:`~equivdyn.callbacks._recording.RecordingCallback`.
     """
 
-    def __init__(
-        self,
-        path: str | os.PathLike[str],
-        observables: Sequence[Observable] | Mapping[str, Observable] | None = None,
-        *,
-        every: int = 1,
-        project: int | None = None,
-        projection_seed: int = 0,
-        params: Mapping[str, Any] | None = None,
-    ) -> None:
-        self.path = path
-        self.observables = observables
-        self.every = check_int(every, "every", 1)
-        self.project = project
-        self.projection_seed = projection_seed
-        self.params = dict(params or {})
-        self.recorder: Recorder | None = None
-        self._logged_step = -1
+    _logged_step = -1
 
     def on_train_begin(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> None:
         """Start the recording (main process only): step 0 is ``model`` as it is now."""
@@ -92,16 +59,7 @@ class RecordDynamicsCallback(TrainerCallback):  # type: ignore[misc]
             return
         if model is None:
             raise ParameterError("model: the Trainer passed no model to RecordDynamicsCallback.on_train_begin")
-        self.recorder = Recorder(
-            self.path,
-            model,
-            self.observables,
-            every=self.every,
-            project=self.project,
-            projection_seed=self.projection_seed,
-            metrics=("loss",),
-            params=self.params,
-        )
+        self.start(model)
         self._logged_step = -1
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
@@ -121,12 +79,4 @@ class RecordDynamicsCallback(TrainerCallback):  # type: ignore[misc]
 
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         """Finish the file: it appears at ``path``."""
-        recorder, self.recorder = self.recorder, None
-        if recorder is not None:
-            recorder.close()
-
-    def discard(self) -> None:
-        """Abandon an open recording, if any: no file is written."""
-        recorder, self.recorder = self.recorder, None
-        if recorder is not None:
-            recorder.discard()
+        self.finish()

@@ -13,12 +13,10 @@ older ``pytorch_lightning``) is imported only here.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
-from ..errors import check_int
-from ..recorder import Observable, Recorder
+from ._recording import RecordingCallback
 
 try:
     from lightning.pytorch import Callback
@@ -44,7 +42,7 @@ def _batch_loss(outputs: Any) -> Any:
     return None
 
 
-class RecordDynamics(Callback):  # type: ignore[misc]
+class RecordDynamics(RecordingCallback, Callback):  # type: ignore[misc]
     """Record observables of the trained ``LightningModule`` after every (k-th) optimiser
     step, to one trajectory file ``[1, T, D]``, with the training loss as metric ``"loss"``.
 
@@ -61,62 +59,20 @@ class RecordDynamics(Callback):  # type: ignore[misc]
     manual optimisation several optimisers stepped in one batch count as one step.  Steps
     are counted from the start of this ``fit`` (a resumed run's file starts at step 0).
 
-    Parameters
-    ----------
-    path : str or path
-        The trajectory file to write (``.h5``).
-    observables : sequence of str or callable, or mapping of name to either, optional
-        What to record (see :class:`equivdyn.recorder.Recorder`): parameter names
-        (``"fc2.weight"``), module names (``"fc2"``) or functions of the module.  Default:
-        the last module that has parameters.
-    every : int
-        Record every ``every``-th optimiser step.
-    project : int, optional
-        Project each observable with more than ``project`` values onto ``project``
-        dimensions by a fixed Gaussian random matrix.
-    projection_seed : int
-        Seed of the projection matrices.
-    params : mapping, optional
-        What describes the run (optimiser, learning rate, seed, …): stored in the file.
+    The constructor takes the arguments of
+    :class:`~equivdyn.callbacks._recording.RecordingCallback`.
     """
 
-    def __init__(
-        self,
-        path: str | os.PathLike[str],
-        observables: Sequence[Observable] | Mapping[str, Observable] | None = None,
-        *,
-        every: int = 1,
-        project: int | None = None,
-        projection_seed: int = 0,
-        params: Mapping[str, Any] | None = None,
-    ) -> None:
-        super().__init__()
-        self.path = path
-        self.observables = observables
-        self.every = check_int(every, "every", 1)
-        self.project = project
-        self.projection_seed = projection_seed
-        self.params = dict(params or {})
-        self.recorder: Recorder | None = None
-        self._last_step = 0
-        self._loss_sum: Any = None
-        self._loss_batches = 0
+    _last_step = 0
+    _loss_sum: Any = None
+    _loss_batches = 0
 
     def on_train_start(self, trainer: Any, pl_module: Any) -> None:
         """Start the recording (rank zero only): step 0 is ``pl_module`` as it is now."""
         self.discard()  # a recording left open by an earlier fit
         if not trainer.is_global_zero:
             return
-        self.recorder = Recorder(
-            self.path,
-            pl_module,
-            self.observables,
-            every=self.every,
-            project=self.project,
-            projection_seed=self.projection_seed,
-            metrics=("loss",),
-            params=self.params,
-        )
+        self.start(pl_module)
         self._last_step = int(trainer.global_step)
         self._loss_sum, self._loss_batches = None, 0
 
@@ -143,16 +99,8 @@ class RecordDynamics(Callback):  # type: ignore[misc]
 
     def on_train_end(self, trainer: Any, pl_module: Any) -> None:
         """Finish the file: it appears at ``path``."""
-        recorder, self.recorder = self.recorder, None
-        if recorder is not None:
-            recorder.close()
+        self.finish()
 
     def on_exception(self, trainer: Any, pl_module: Any, exception: BaseException) -> None:
         """Discard the recording: nothing is written."""
         self.discard()
-
-    def discard(self) -> None:
-        """Abandon an open recording, if any: no file is written."""
-        recorder, self.recorder = self.recorder, None
-        if recorder is not None:
-            recorder.discard()
