@@ -9,6 +9,7 @@ of tests/tiny.yaml), so the whole file runs in seconds.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,20 @@ CASES: dict[str, tuple[str, dict[str, Any], tuple[str, ...], dict[str, Any] | No
                         "train_subset": 120, "test_subset": 100}, ("data",),
                  {"observable": "final_layer", "n_components": 3, "n_delays": 1, "rank": 2}),
 }
+
+
+#: A command that records a tiny run of seed argv[1] to argv[2] with equivdyn.Recorder (SYNTHETIC data).
+_RECORD_TINY = (
+    "import sys, torch, equivdyn; torch.manual_seed(int(sys.argv[1])); torch.set_num_threads(1); "
+    "m = torch.nn.Linear(3, 2); o = torch.optim.SGD(m.parameters(), lr=0.1); x = torch.randn(8, 3); "
+    "rec = equivdyn.Recorder(sys.argv[2], m); "
+    "[(o.zero_grad(), m(x).square().mean().backward(), o.step(), rec.snapshot(loss=0.0)) for _ in range(5)]; "
+    "rec.close()"
+)
+CASES["custom-command"] = (
+    "custom", {"source": "command", "command": f"{sys.executable} -c '{_RECORD_TINY}' {{seed}} {{out}}",
+               "seed": 3, "depends": {}}, (), None,
+)
 
 
 def train_spec(experiment: str, params: dict[str, Any], input_names: tuple[str, ...]) -> dict[str, Any]:

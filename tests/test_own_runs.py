@@ -153,3 +153,18 @@ def test_snakemake_custom_gives_the_same_verdict_and_reruns_what_changed(runs: t
     assert custom_jobs(workdir) == {
         "train": 4, "compare": 1, "plot": 1, "index": 1
     }
+
+
+def test_every_subcommand_help_shows_an_example(capsys: pytest.CaptureFixture[str]) -> None:
+    from equivdyn.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    assert {"compare", "fit", "inspect", "verify"} <= set(sub.choices)
+    for name in sub.choices:
+        with pytest.raises(SystemExit) as exc:
+            main([name, "--help"])
+        assert exc.value.code == 0
+        text = capsys.readouterr().out
+        assert "\nexample:\n  equivdyn " + name in text, name
+        workflow_only = name in ("train", "data", "distances", "plot", "key", "index")
+        assert ("[workflow]" in text) == (workflow_only or name in ("fit", "compare")), name

@@ -101,6 +101,26 @@ def unseal_json(obj: Any) -> tuple[dict[str, Any] | None, str]:
     return body, ""
 
 
+class CloseOrDiscard:
+    """Mixin of a recording: as a context manager it calls ``close()`` when the block ends
+    normally and ``discard()`` when it raises, so a failed run leaves nothing that reads as complete."""
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def discard(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Any:
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.discard()
+
+
 #: Errors of a write that failed for want of room or a working disk.
 _WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.EROFS})
 

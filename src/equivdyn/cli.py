@@ -1,10 +1,12 @@
-"""The ``equivdyn`` command line: the stages the workflow runs, and ``inspect``.
+"""The ``equivdyn`` command line: compare your own runs, and the stages the workflow runs.
 
-Each stage takes a *spec*: the JSON record of every parameter that determines its
-output, exactly as the workflow's plan made it.  The content key of a result is the
-SHA-256 of the spec's canonical JSON, so a stage can check that it writes what the
-plan asked for.  Heavy libraries (torch, matplotlib) are imported only by the
-subcommands that need them, so fitting and comparing start fast.
+``compare A.h5 ... --vs B.h5 ...`` (the calibrated verdict), ``fit FILE`` (one run's
+principal spectrum), ``inspect`` and ``verify`` work on any equivdyn files.  The workflow's
+stages (``train``, ``fit --spec``, ``compare --spec``, ...) take a *spec*: the JSON record
+of every parameter that determines the output, exactly as the workflow's plan made it; the
+content key of a result is the SHA-256 of the spec's canonical JSON, so a stage can check
+that it writes what the plan asked for.  Heavy libraries (torch, matplotlib) are imported
+only by the subcommands that need them, so fitting and comparing start fast.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import json
 import logging
 import math
 import sys
+import textwrap
 import typing
 from collections.abc import Sequence
 from pathlib import Path
@@ -322,7 +325,7 @@ def _sub(sub: Any, name: str, help: str, example: str, description: str | None =
     return sub.add_parser(
         name,
         help=help,
-        description=description or help,
+        description=textwrap.fill(description or help, 88),
         epilog=f"example:\n  {example}",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

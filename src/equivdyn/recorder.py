@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from ._io import CloseOrDiscard
 from .errors import ParameterError, check_int, is_number
 from .store import TrajectoryWriter
 
@@ -81,7 +82,7 @@ def _resolve(model: Any, name: str) -> list[Any]:
     raise ParameterError(f"observables: the model has no parameter, buffer or module {name!r} (parameters: {known})")
 
 
-class Recorder:
+class Recorder(CloseOrDiscard):
     """Record named observables of ``M`` models after every (k-th) optimiser step, to one
     trajectory file ``[M, T, D]``.
 
@@ -188,7 +189,7 @@ class Recorder:
             owners = [name for name, mod in self.models[0].named_modules() if list(mod.parameters(recurse=False))]
             if not owners:
                 raise ParameterError("observables: the model has no parameters to record")
-            observables = [owners[-1]]
+            observables = {owners[-1] or "model": owners[-1]}  # "" is the model itself
         if isinstance(observables, (str, bytes)) or callable(observables):
             observables = [observables]
         items = observables.items() if isinstance(observables, Mapping) else ((self._name(o), o) for o in observables)
@@ -294,11 +295,3 @@ class Recorder:
             hook.remove()
         self._hooks = []
 
-    def __enter__(self) -> Recorder:
-        return self
-
-    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.discard()

@@ -53,7 +53,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from ._io import array_digest, array_hasher, atomic_path, canonical_json, content_key, record_digest
+from ._io import CloseOrDiscard, array_digest, array_hasher, atomic_path, canonical_json, content_key, record_digest
 from .errors import EquivdynError, InvalidFileError, ParameterError
 from .koopman import KoopmanSpectrum
 
@@ -674,7 +674,7 @@ class _Series:
         ds.attrs[DATASET_DIGEST] = hasher.hexdigest()
 
 
-class TrajectoryWriter:
+class TrajectoryWriter(CloseOrDiscard):
     """Write a trajectory file snapshot by snapshot, for runs too long to hold in memory.
 
     Observables ``[M, D]`` and metrics ``[M]`` are appended per recorded step; they are
@@ -739,14 +739,6 @@ class TrajectoryWriter:
             self.discard()
             raise
 
-    def __enter__(self) -> TrajectoryWriter:
-        return self
-
-    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.discard()
 
     def _check_step(self, step: int, seen: list[int], what: str) -> int:
         step = int(step)

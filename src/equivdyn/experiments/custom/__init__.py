@@ -13,6 +13,7 @@ setups of each pair with its verdict.
 
 from __future__ import annotations
 
+import dataclasses
 import glob
 import itertools
 import shlex
@@ -148,7 +149,7 @@ class Custom(Experiment):
                 raise EquivdynError(
                     f"{source}: its content changed after the workflow planned it; rerun snakemake to plan it again"
                 )
-            return _adopt(read_trajectory(source), {"source": "file", "path": str(source)})
+            return _adopt(read_trajectory(source), {**params, "path": str(source)})
         with tempfile.TemporaryDirectory(prefix="equivdyn-custom-") as tmp:
             out = Path(tmp) / "run.h5"
             command = params["command"].replace("{seed}", str(params["seed"])).replace("{out}", shlex.quote(str(out)))
@@ -160,19 +161,14 @@ class Custom(Experiment):
                 raise EquivdynError(f"custom command exited with status {proc.returncode}: {command}\n{tail}")
             if not out.is_file():
                 raise EquivdynError(f"custom command wrote no file at its {{out}} ({out}): {command}")
-            return _adopt(read_trajectory(out), {"source": "command", "command": command})
+            return _adopt(read_trajectory(out), dict(params))
 
 
 def _adopt(traj: Trajectory, origin: dict[str, Any]) -> Trajectory:
-    """A recorded run as a result of experiment ``custom`` (its own parameters kept)."""
-    return Trajectory(
-        experiment=Custom.name,
-        steps=traj.steps,
-        observables=traj.observables,
-        metrics=traj.metrics,
-        metric_steps=traj.metric_steps,
-        params={**origin, "recorded": {"experiment": traj.experiment, "key": traj.key, "params": traj.params}},
-    )
+    """A recorded run as a result of experiment ``custom``: ``origin`` (the job's parameters and
+    where the run came from) and the recorded file's own parameters and key."""
+    recorded = {"experiment": traj.experiment, "key": traj.key, "params": traj.params}
+    return dataclasses.replace(traj, experiment=Custom.name, params={**origin, "recorded": recorded}, key="", attrs={})
 
 
 EXPERIMENT = register(Custom())
