@@ -1,4 +1,5 @@
-"""Start-up cost: planning (every experiment registered), fitting, comparing and plotting never import torch."""
+"""Start-up cost: planning (every experiment registered), fitting, comparing, plotting and
+importing the recorder never import torch."""
 
 from __future__ import annotations
 
@@ -8,9 +9,10 @@ import sys
 
 def test_light_stages_do_not_import_torch() -> None:
     code = (
-        "import sys, equivdyn, equivdyn.cli, equivdyn.stages, equivdyn.plan, equivdyn.experiments.e1.fig2;"
+        "import sys, equivdyn, equivdyn.cli, equivdyn.stages, equivdyn.plan, equivdyn.experiments.e1.fig2, "
+        "equivdyn.recorder, equivdyn.callbacks, equivdyn.experiments.custom.fig;"
         "from equivdyn.experiments import registered;"
-        "assert [e.name for e in registered()] == ['e1', 'e2', 'e4', 'e3'];"
+        "assert [e.name for e in registered()] == ['e1', 'e2', 'e4', 'e3', 'custom'];"
         "print('torch' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -471,11 +471,19 @@ def test_unknown_observable_is_named(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
-def test_undeclared_metric_is_named(tmp_path: Path) -> None:
-    """A metric that was not declared raises ParameterError naming it; no file is left."""
+def test_metrics_need_no_declaration_but_a_valid_name(tmp_path: Path) -> None:
+    """A metric first given later is recorded at its own steps; a bad metric name raises
+    ParameterError naming it, and no file is left."""
     models = perturbed_copies(tiny_model(0), n=2, scale=1e-2, seed=0)
-    with pytest.raises(ParameterError, match="accuracy"), Recorder(tmp_path / "run.h5", models) as rec:
-        rec.snapshot(accuracy=[0.5, 0.5])
+    with Recorder(tmp_path / "run.h5", models) as rec:
+        rec.snapshot()
+        rec.snapshot(accuracy=[0.5, 0.25])
+    traj = read_trajectory(tmp_path / "run.h5")
+    assert traj.metrics["accuracy"].tolist() == [[0.5], [0.25]] and traj.metric_steps["accuracy"].tolist() == [2]
+    (tmp_path / "run.h5").chmod(0o644)
+    (tmp_path / "run.h5").unlink()
+    with pytest.raises(ParameterError, match="a/b"), Recorder(tmp_path / "run.h5", models) as rec:
+        rec.snapshot(**{"a/b": [0.5, 0.5]})
     assert list(tmp_path.iterdir()) == []
 
 

@@ -125,7 +125,6 @@ class Recorder(CloseOrDiscard):
         project: int | None = None,
         projection_seed: int = 0,
         initial: bool = True,
-        metrics: Sequence[str] = ("loss",),
         params: Mapping[str, Any] | None = None,
         buffer: int = 256,
     ) -> None:
@@ -171,7 +170,6 @@ class Recorder(CloseOrDiscard):
             experiment=OWN_RUN,
             params=described,
             observables=shapes,
-            metrics=list(metrics),
             extras={f"projection:{n}": m.numpy() for n, m in projections.items()},
             buffer=check_int(buffer, "buffer", 1),
         )
@@ -263,10 +261,9 @@ class Recorder(CloseOrDiscard):
                 self.log(**metrics)
 
     def log(self, **metrics: Any) -> None:
-        """Record metrics (one value per model, e.g. a list or tensor of losses) at the current step."""
+        """Record metrics (one value per model, e.g. a list or tensor of losses) at the current
+        step, e.g. ``rec.log(test_accuracy=accs)`` after an evaluation."""
         for name, value in metrics.items():
-            if name not in self.writer.metrics:
-                raise ParameterError(f"metric {name!r} was not declared (metrics={sorted(self.writer.metrics)})")
             if isinstance(value, self._torch.Tensor):
                 value = value.detach().cpu().to(self._torch.float64).numpy()
             arr = np.asarray(value, dtype=np.float64).reshape(-1)

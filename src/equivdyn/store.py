@@ -43,7 +43,7 @@ import io
 import json
 import os
 import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -697,7 +697,6 @@ class TrajectoryWriter(CloseOrDiscard):
         experiment: str,
         params: Mapping[str, Any],
         observables: Mapping[str, tuple[int, int, Any]],
-        metrics: Sequence[str] = (),
         extras: Mapping[str, np.ndarray] | None = None,
         buffer: int = 256,
         key: str = "",
@@ -710,12 +709,9 @@ class TrajectoryWriter(CloseOrDiscard):
         if len(n_inits) != 1:
             raise ValueError(f"every observable needs the same number of initialisations, got {sorted(n_inits)}")
         self.n_inits = n_inits.pop()
-        for name in (*observables, *metrics):
-            if not name or "/" in name or name.startswith("."):
-                raise ParameterError(f"name {name!r}: an observable or metric name must be non-empty, without '/', not starting with '.'")
-        for name in metrics:
-            if name.endswith(_STEPS_SUFFIX):
-                raise ParameterError(f"metric name {name!r} may not end in {_STEPS_SUFFIX!r}")
+        for name in observables:
+            _check_name(name, "observable")
+        self.buffer = buffer
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".part", dir=self.path.parent)
         os.close(fd)
@@ -727,9 +723,9 @@ class TrajectoryWriter(CloseOrDiscard):
             self.observables = {
                 name: _Series(obs, name, (m,), (d,), dtype, buffer) for name, (m, d, dtype) in observables.items()
             }
-            met = self.h5.create_group("metrics")
-            self.metrics = {name: _Series(met, name, (self.n_inits,), (), np.float64, buffer) for name in metrics}
-            self.metric_steps: dict[str, list[int]] = {name: [] for name in metrics}
+            self.h5.create_group("metrics")
+            self.metrics: dict[str, _Series] = {}  # made when first appended
+            self.metric_steps: dict[str, list[int]] = {}
             self.steps: list[int] = []
             if extras:
                 group = self.h5.create_group("extras")
@@ -757,9 +753,15 @@ class TrajectoryWriter(CloseOrDiscard):
         self.steps.append(step)
 
     def append_metric(self, name: str, step: int, values: np.ndarray) -> None:
-        """Append metric ``name`` (``[M]`` values) at step ``step``."""
+        """Append metric ``name`` (``[M]`` values) at step ``step`` (a new name starts a new metric)."""
         if name not in self.metrics:
-            raise ParameterError(f"unknown metric {name!r} (declared: {sorted(self.metrics)})")
+            _check_name(name, "metric")
+            if name.endswith(_STEPS_SUFFIX):
+                raise ParameterError(f"metric name {name!r} may not end in {_STEPS_SUFFIX!r}")
+            self._write(lambda: self.metrics.setdefault(
+                name, _Series(self.h5["metrics"], name, (self.n_inits,), (), np.float64, self.buffer)
+            ))
+            self.metric_steps[name] = []
         step = self._check_step(step, self.metric_steps[name], f"metric {name!r}")
         self.metrics[name].check(values)
         self._write(lambda: self.metrics[name].append(values))
@@ -787,9 +789,7 @@ class TrajectoryWriter(CloseOrDiscard):
             for series in (*self.observables.values(), *self.metrics.values()):
                 series.seal()
             for name, steps in self.metric_steps.items():
-                if not steps:
-                    del h5["metrics"][name]
-                elif steps != self.steps:
+                if steps != self.steps:
                     _create(h5["metrics"], name + _STEPS_SUFFIX, np.asarray(steps, dtype=np.int64))
             key = self.key or content_key(
                 {name: obj.attrs[DATASET_DIGEST] for name, obj in _datasets(h5)}
@@ -820,6 +820,11 @@ class TrajectoryWriter(CloseOrDiscard):
                 h5.close()
         with contextlib.suppress(FileNotFoundError):
             self.tmp.unlink()
+
+
+def _check_name(name: str, what: str) -> None:
+    if not isinstance(name, str) or not name or "/" in name or name.startswith("."):
+        raise ParameterError(f"{what} name {name!r}: must be non-empty, without '/', not starting with '.'")
 
 
 def _datasets(h5: h5py.File) -> list[tuple[str, h5py.Dataset]]:

@@ -63,7 +63,6 @@ class RecordingCallback:
             every=self.every,
             project=self.project,
             projection_seed=self.projection_seed,
-            metrics=("loss",),
             params=self.params,
         )
 
