@@ -90,6 +90,8 @@ class Custom(Experiment):
                     raise ParameterError(f"custom.pairs[{i}]: unknown setup {name!r}; the setups are {', '.join(setups)}")
             if a == b:
                 raise ParameterError(f"custom.pairs[{i}]: compares {a!r} with itself")
+            if [a, b] in pairs[:i] or [b, a] in pairs[:i]:
+                raise ParameterError(f"custom.pairs[{i}]: {a!r} and {b!r} are compared twice")
         runs: dict[str, list[str]] = {}
         described: dict[str, str] = {}
         for name, setup in setups.items():
