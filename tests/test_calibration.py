@@ -52,6 +52,17 @@ def test_warp_is_a_diffeomorphism() -> None:
         assert np.linalg.det(jac) > 0
 
 
+def test_paired_seeds_share_their_initial_conditions() -> None:
+    """paired=True: seed s of side b starts where seed s of side a starts (the `same` family
+    observes both through the identity, so the runs are equal); unpaired, they differ."""
+    a, b = calibration.generate_pair("same", n_seeds=3, paired=True)
+    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+    a, b = calibration.generate_pair("same", n_seeds=3)
+    assert not any(np.allclose(x, y) for x, y in zip(a, b))
+    with pytest.raises(ParameterError, match="paired"):
+        calibration.generate_pair("extra_mode", n_seeds=2, paired=True)
+
+
 def test_unknown_family_or_knob_is_named() -> None:
     with pytest.raises(ParameterError, match="unknown family 'nope'"):
         calibration.generate_pair("nope")

@@ -242,12 +242,15 @@ def _latent_pair(
     moduli_a: Sequence[float] = BASE_MODULI,
     angles_a: Sequence[float] = BASE_ANGLES,
     radius: float = RADIUS,
+    paired: bool = False,
 ) -> tuple[Trajectories, Trajectories]:
     """Side a: the latent system through ``obs_a``; side b: a system with the given eigenvalues through ``obs_b``.
 
     When both sides have the same eigenvalues they share the *same* map (same ``J`` and
     ``q``), so the pair is conjugate through ``obs_b ∘ obs_a⁻¹``; otherwise b's map has its
-    own eigenvalues in the same basis with the same quadratic term.
+    own eigenvalues in the same basis with the same quadratic term.  With ``paired``, seed
+    s of side b starts from seed s of side a's initial conditions (as when two setups of
+    one's own runs share each seed's initialisation); otherwise every seed draws its own.
     """
     state = rng.bit_generator.state
     sys_a = _system(moduli_a, angles_a, rng)
@@ -258,6 +261,13 @@ def _latent_pair(
         sys_b = _system(moduli_b, angles_b, rng)
         if sys_b.dim == sys_a.dim:
             sys_b = _System(sys_b.jacobian, sys_a.quadratic)
+    if paired:
+        if sys_b.dim != sys_a.dim:
+            raise ParameterError("paired: both sides need latent systems of one dimension")
+        starts = [_initial_conditions(n_inits, sys_a.dim, spread, rng, radius) for _ in range(n_seeds)]
+        a = [obs_a(sys_a.run(z0, n_steps), rng) for z0 in starts]
+        b = [obs_b(sys_b.run(z0, n_steps), rng) for z0 in starts]
+        return a, b
     a = _seeds(sys_a, obs_a, n_seeds, n_inits, n_steps, spread, rng, radius)
     b = _seeds(sys_b, obs_b, n_seeds, n_inits, n_steps, spread, rng, radius)
     return a, b
@@ -301,6 +311,7 @@ def _make_latent(
     cubic: float = 0.0,
     moduli: Sequence[float] = BASE_MODULI,
     angles: Sequence[float] = BASE_ANGLES,
+    paired: bool = False,
 ) -> tuple[Trajectories, Trajectories]:
     """Every latent family: side b is side a's system (shifted by ``delta``, or with an extra mode) seen through h."""
     d = sum(1 if th == 0.0 else 2 for th in angles)
@@ -352,6 +363,7 @@ def _make_latent(
         moduli_b=moduli_b,
         angles_b=angles_b,
         radius=_radius(moduli),
+        paired=paired,
     )
 
 
@@ -499,7 +511,7 @@ def generate_pair(
     n_seeds = check_int(n_seeds, "n_seeds", 1)
     n_inits = check_int(n_inits, "n_inits", 1)
     n_steps = check_int(n_steps, "n_steps", 3)
-    unknown = set(knobs) - set(fam.defaults) - ({"strength", "noise", "n_obs", "delta", "spread", "cubic"} if fam.make is _make_latent else set())
+    unknown = set(knobs) - set(fam.defaults) - ({"strength", "noise", "n_obs", "delta", "spread", "cubic", "paired"} if fam.make is _make_latent else set())
     if unknown:
         raise ParameterError(f"unknown knob(s) for family {fam.name!r}: {', '.join(sorted(unknown))}")
     family_key = zlib.crc32(fam.name.encode())  # stable when families are added
