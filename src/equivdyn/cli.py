@@ -425,7 +425,8 @@ def build_parser() -> argparse.ArgumentParser:
         sub,
         "train",
         _PLUMBING + "simulate or train one experiment variant; write its trajectory file",
-        "equivdyn train --spec \"$(grep -m1 e1 results/index.tsv | cut -f5)\" --out /tmp/e1.h5",
+        "equivdyn train --spec \"$(awk -F'\\t' '$2 == \"train\" && $3 == \"e1\" {print $5; exit}' "
+        "results/index.tsv)\" --out /tmp/e1.h5",
     )
     p.add_argument("--spec", required=True, help="JSON record of the training parameters")
     p.add_argument("--input", action="append", default=[], metavar="NAME=PATH", help="a named input (dataset)")
