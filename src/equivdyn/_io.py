@@ -136,12 +136,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     an :class:`~equivdyn.errors.EquivdynError` naming ``path``.  The result is read-only.
     """
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    umask = os.umask(0)
-    os.umask(umask)
+    tmp = temporary_beside(target)
     try:
         try:
             yield tmp
@@ -151,12 +146,28 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
             if exc.errno not in _WRITE_ERRNOS:
                 raise  # not a failed write (e.g. a download's network error): the caller's to handle
             raise EquivdynError(f"{target}: writing failed ({exc.strerror or exc}); nothing was written") from None
-        # A result is never changed in place (a rerun replaces it): read-only for everyone.
-        os.chmod(tmp, 0o444 & ~umask)
-        os.replace(tmp, target)
+        publish(tmp, target)
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def temporary_beside(target: Path) -> Path:
+    """A new empty temporary file beside ``target`` (its folder made if needed), named
+    ``.<name>.<random>.part`` so that no workflow pattern matches it."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+    os.close(fd)
+    return Path(tmp_name)
+
+
+def publish(tmp: Path, target: Path) -> None:
+    """Make the finished, synced temporary file ``tmp`` the result ``target``: read-only for
+    everyone (a result is never changed in place; a rerun replaces it), renamed atomically."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o444 & ~umask)
+    os.replace(tmp, target)
 
 
 def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:

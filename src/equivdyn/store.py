@@ -42,7 +42,6 @@ import datetime as _dt
 import io
 import json
 import os
-import tempfile
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -53,7 +52,17 @@ from typing import Any
 import h5py
 import numpy as np
 
-from ._io import CloseOrDiscard, array_digest, array_hasher, atomic_path, canonical_json, content_key, record_digest
+from ._io import (
+    CloseOrDiscard,
+    array_digest,
+    array_hasher,
+    atomic_path,
+    canonical_json,
+    content_key,
+    publish,
+    record_digest,
+    temporary_beside,
+)
 from .errors import EquivdynError, InvalidFileError, ParameterError
 from .koopman import KoopmanSpectrum
 
@@ -712,10 +721,7 @@ class TrajectoryWriter(CloseOrDiscard):
         for name in observables:
             _check_name(name, "observable")
         self.buffer = buffer
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".part", dir=self.path.parent)
-        os.close(fd)
-        self.tmp = Path(tmp)
+        self.tmp = temporary_beside(self.path)
         self._closed = False
         try:
             self.h5 = h5py.File(self.tmp, "w")
@@ -799,10 +805,7 @@ class TrajectoryWriter(CloseOrDiscard):
             h5.close()
             with open(self.tmp, "rb+") as handle:
                 os.fsync(handle.fileno())
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(self.tmp, 0o444 & ~umask)
-            os.replace(self.tmp, self.path)
+            publish(self.tmp, self.path)
             self._closed = True
         except OSError as exc:
             self.discard()
