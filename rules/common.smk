@@ -9,7 +9,7 @@ import os
 import shlex
 from pathlib import Path
 
-from equivdyn.plan import INDEX, build, dataset_job
+from equivdyn.plan import DOWNLOAD_RUNTIME, INDEX, MIN_RUNTIME, build, dataset_job
 
 
 wildcard_constraints:
@@ -71,6 +71,16 @@ def planned_mem_mb(wildcards):
 def planned_threads(wildcards):
     """Threads function: the planned job's intra-op threads."""
     return JOBS[wildcards.key].threads
+
+
+def planned_runtime(wildcards):
+    """Resource function: the planned job's time limit (minutes)."""
+    return JOBS[wildcards.key].runtime
+
+
+def planned_gpus(wildcards):
+    """Resource function: the GPUs the planned job needs (a training job on CUDA: 1)."""
+    return JOBS[wildcards.key].gpus
 
 
 # ---------------------------------------------------------------- data

@@ -16,6 +16,7 @@ rule compare:
     threads: 1
     resources:
         mem_mb=planned_mem_mb,
+        runtime=planned_runtime,
     params:
         spec=spec_json,
         inputs=cli_named_inputs,
@@ -38,6 +39,7 @@ rule distances:
     threads: 1
     resources:
         mem_mb=planned_mem_mb,
+        runtime=planned_runtime,
     params:
         spec=spec_json,
         inputs=cli_named_inputs,

@@ -16,6 +16,7 @@ rule data_mnist:
     threads: 1
     resources:
         mem_mb=1000,
+        runtime=DOWNLOAD_RUNTIME,
     params:
         source=lambda wildcards, input: source_option(input.source or None),
     shell:
@@ -36,6 +37,7 @@ rule data_cifar10:
     threads: 1
     resources:
         mem_mb=2000,
+        runtime=DOWNLOAD_RUNTIME,
     params:
         source=cifar10_source_option,
     shell:

@@ -27,6 +27,7 @@ rule plot:
     threads: 1
     resources:
         mem_mb=lambda wildcards: FIGURES[wildcards.figure].mem_mb,
+        runtime=MIN_RUNTIME,
     params:
         inputs=figure_cli_inputs,
         caption=lambda wildcards: FIGURES[wildcards.figure].caption,
@@ -48,6 +49,7 @@ rule index:
     threads: 1
     resources:
         mem_mb=200,
+        runtime=MIN_RUNTIME,
     params:
         # a function: Snakemake formats plain strings, and a spec may hold braces
         plan=lambda wildcards: json.dumps(

@@ -16,6 +16,7 @@ rule fit:
     threads: 1
     resources:
         mem_mb=planned_mem_mb,
+        runtime=planned_runtime,
     params:
         spec=spec_json,
     shell:

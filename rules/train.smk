@@ -17,6 +17,9 @@ rule train:
     threads: planned_threads
     resources:
         mem_mb=planned_mem_mb,
+        runtime=planned_runtime,
+        # a Slurm profile turns this into --gpus=1 (0: none asked for)
+        gpu=planned_gpus,
     params:
         spec=spec_json,
         inputs=cli_named_inputs,

@@ -291,6 +291,8 @@ def _format_summary(summary: dict[str, Any]) -> str:
         f"  created     {summary['created']}",
         "  versions    " + ", ".join(f"{k} {v}" for k, v in sorted(summary["versions"].items())),
     ]
+    if "device" in summary:
+        lines.append(f"  device      {summary['device']}")
     if "observables" in summary:
         steps = summary["steps"]
         lines.append(f"  steps       {steps['count']} (from {steps['first']} to {steps['last']})")

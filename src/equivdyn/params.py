@@ -221,6 +221,22 @@ def check_job(params: Mapping[str, Any], job: type[Section], section: type[Secti
 
 # ---------------------------------------------------------------- sections several experiments share
 
+#: Where an experiment's training jobs run (its ``device`` key).
+DEVICES = ("cpu", "cuda", "auto")
+
+
+def device_param() -> Any:
+    """The ``device`` key of an experiment that trains with torch."""
+    return param(
+        "cpu",
+        "Where training jobs run: cpu (repeat runs are bit-identical); cuda (each training job asks the scheduler for "
+        "a GPU and fails with a clear message where torch sees none; CUDA results differ from CPU ones in the last "
+        "bits, so they have their own keys); auto (cuda if the machine that plans the workflow has a CUDA device, "
+        "else cpu; on a cluster, whose login node often has no GPU, say cuda).",
+        enum=list(DEVICES),
+    )
+
+
 
 @dataclasses.dataclass(frozen=True)
 class SeededJob(Section):

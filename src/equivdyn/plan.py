@@ -13,6 +13,7 @@ module imports neither torch nor Snakemake.
 
 from __future__ import annotations
 
+import math
 import os
 import string
 from collections.abc import Mapping, Sequence
@@ -35,14 +36,34 @@ INDEX = f"{RESULTS}/index.tsv"
 FIGURE_EXTENSIONS = ("pdf", "png", "json")
 
 
+#: What a job asks a scheduler for beyond its estimated run time: the time limit is
+#: RUNTIME_MARGIN times the estimate, and never under MIN_RUNTIME minutes (a job that
+#: reaches its limit is killed and loses its work; asking too much only delays its start).
+RUNTIME_MARGIN = 4
+MIN_RUNTIME = 10
+#: Time limit (minutes) of a data job, which may download a dataset.
+DOWNLOAD_RUNTIME = 60
+#: Seconds a fit or a verdict takes per recorded number it reads (PCA, delay embedding
+#: and DMD, or a verdict's PCA and resampling); benchmarks/paper_scale.py measures it.
+READ_SECONDS_PER_VALUE = 1e-6
+
+
+def runtime_minutes(seconds: float) -> int:
+    """The time limit (minutes) of a job estimated to take ``seconds``."""
+    return max(MIN_RUNTIME, math.ceil(RUNTIME_MARGIN * seconds / 60))
+
+
 @dataclass(frozen=True)
 class Job:
-    """One planned job: its output path, its spec and what a scheduler needs to run it."""
+    """One planned job: its output path, its spec and what a scheduler needs to run it
+    (memory in MB, threads, time limit in minutes, GPUs)."""
 
     path: str
     spec: dict[str, Any]
     mem_mb: int = 1000
     threads: int = 1
+    runtime: int = MIN_RUNTIME
+    gpus: int = 0
 
 
 @dataclass(frozen=True)
@@ -86,8 +107,11 @@ class Plan:
         ext: str = "h5",
         mem_mb: int = 1000,
         threads: int = 1,
+        seconds: float = 0.0,
+        gpus: int = 0,
     ) -> str:
-        """Record a job and return its content key (``version``: the stage's, by default)."""
+        """Record a job and return its content key (``version``: the stage's, by default;
+        ``seconds``: its estimated run time, from which its time limit follows)."""
         spec = {
             "stage": stage,
             "experiment": experiment,
@@ -96,11 +120,29 @@ class Plan:
             "inputs": dict(inputs or {}),
         }
         key = content_key(spec)
-        self.jobs[key] = Job(f"{RESULTS}/{stage}/{experiment}/{key}.{ext}", spec, mem_mb, threads)
+        path = f"{RESULTS}/{stage}/{experiment}/{key}.{ext}"
+        self.jobs[key] = Job(path, spec, mem_mb, threads, runtime_minutes(seconds), gpus)
         return key
 
-    def train(self, experiment: Experiment, params: Mapping[str, Any], inputs: Mapping[str, str] | None = None) -> str:
-        """Record a training job of ``experiment`` (its trainer's version and threads)."""
+    def train(
+        self,
+        experiment: Experiment,
+        params: Mapping[str, Any],
+        inputs: Mapping[str, str] | None = None,
+        *,
+        seconds: float = 0.0,
+        device: str = "cpu",
+    ) -> str:
+        """Record a training job of ``experiment`` (its trainer's version and threads).
+
+        ``seconds`` is the job's estimated run time with its threads.  ``device`` is the
+        experiment's ``device`` setting: a CUDA job asks for a GPU, and its spec names the
+        device, so its results (which differ from the CPU's in the last bits) have their
+        own keys; CPU jobs' specs do not name it.
+        """
+        device = resolve_device(device, f"{experiment.name}.device")
+        if device != "cpu":
+            params = {**params, "device": device}
         return self.add(
             "train",
             experiment.name,
@@ -109,11 +151,16 @@ class Plan:
             version=experiment.train_version,
             mem_mb=4000,
             threads=experiment.train_threads,
+            seconds=seconds,
+            gpus=int(device == "cuda"),
         )
 
-    def fit(self, experiment: str, params: Mapping[str, Any], trajectory: str) -> str:
-        """Record the Koopman fit of the trajectory with key ``trajectory``."""
-        return self.add("fit", experiment, params, {"trajectory": trajectory}, mem_mb=4000)
+    def fit(self, experiment: str, params: Mapping[str, Any], trajectory: str, *, values: int = 0) -> str:
+        """Record the Koopman fit of the trajectory with key ``trajectory``, which holds
+        ``values`` numbers (initialisations x snapshots x observables)."""
+        return self.add(
+            "fit", experiment, params, {"trajectory": trajectory}, mem_mb=4000, seconds=read_seconds(values)
+        )
 
     def source(self, experiment: str, path: str | os.PathLike[str], digest: str) -> str:
         """Record a file the configuration names (e.g. a recorded run), which no job makes;
@@ -206,6 +253,24 @@ def verdict(name: str, a: Sequence[str], b: Sequence[str], observable: str | Non
         "observable": observable,
         **extra,
     }
+
+
+def read_seconds(values: int) -> float:
+    """Estimated seconds of a job that reads and analyses ``values`` recorded numbers
+    (a Koopman fit of them, or verdicts between runs holding them in all)."""
+    return values * READ_SECONDS_PER_VALUE
+
+
+def resolve_device(device: str, field: str) -> str:
+    """``cpu`` or ``cuda``: a device setting with ``auto`` resolved on this machine (the
+    one that plans): ``cuda`` if torch sees a CUDA device here, else ``cpu``."""
+    if device == "auto":
+        import torch  # only when asked: planning never needs torch otherwise
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device not in ("cpu", "cuda"):
+        raise ParameterError(f"{field}={device!r}: must be one of cpu, cuda, auto")
+    return device
 
 
 def verdict_mem_mb(held: int, largest: int) -> int:

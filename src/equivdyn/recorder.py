@@ -172,6 +172,8 @@ class Recorder(CloseOrDiscard):
             observables=shapes,
             extras={f"projection:{n}": m.numpy() for n, m in projections.items()},
             buffer=check_int(buffer, "buffer", 1),
+            # where the models live (the first parameter of the first model)
+            device=str(next((p.device for p in self.models[0].parameters()), "cpu")),
         )
         if initial:
             try:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import platform
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -208,14 +209,36 @@ def train(spec: Mapping[str, Any], inputs: Mapping[str, Path], out: str | os.Pat
     experiment = get(spec["experiment"])
     _check_spec(spec, "train", experiment.train_version)
     _check_named_inputs(spec, inputs)
-    traj = experiment.train(dict(spec["params"]), dict(inputs))
+    params = dict(spec["params"])
+    # A CUDA job's spec names its device (see equivdyn.plan.Plan.train); a CPU job's does not.
+    device = params.pop("device", "cpu")
+    if device not in experiment.devices:
+        raise ParameterError(f"params.device={device!r}: {experiment.name} trains on {', '.join(experiment.devices)}")
+    used = "cpu" if device == "cpu" else cuda_device(f"{experiment.name}.device={device}")
+    traj = experiment.train(params, dict(inputs), device=device)
     # the spec (what the key is of) and the trainer's checked parameters, defaults and
-    # setup-dependent values filled in (e.g. E4's weight decay)
-    traj = dataclasses.replace(traj, params={**spec, "resolved": traj.params}, key=content_key(spec))
+    # setup-dependent values filled in (e.g. E4's weight decay); the device it ran on
+    traj = dataclasses.replace(
+        traj, params={**spec, "resolved": traj.params}, key=content_key(spec), attrs={**traj.attrs, "device": used}
+    )
     check_finite(traj, f"training {experiment.name} ({content_key(spec)})")
     write_trajectory(out, traj)
     log.info("wrote trajectory %s (%s)", out, traj.key)
     return traj
+
+
+def cuda_device(field: str) -> str:
+    """The CUDA device a job asked for (``field`` names the setting), described; a clear
+    error where torch sees none."""
+    import torch
+
+    if not torch.cuda.is_available():
+        raise EquivdynError(
+            f"{field}: this machine ({platform.node()}) has no CUDA device that torch {torch.__version__} can use "
+            f"(CUDA build: {torch.version.cuda or 'none, a CPU-only build'}); run the job where a GPU is (a Slurm "
+            "profile asks for one: check that the partition has GPUs), or set the experiment's device to cpu"
+        )
+    return f"cuda ({torch.cuda.get_device_name(0)})"
 
 
 #: Groups of segment spectra that :func:`fit` can write, and :func:`distances` compare.

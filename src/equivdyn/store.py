@@ -3,7 +3,8 @@
 Trajectory file (one per experiment variant × seed, every initialisation inside)::
 
     /                      attrs: format="equivdyn.trajectory", format_version, experiment,
-                                  key, params (JSON), created (UTC), versions (JSON)
+                                  key, params (JSON), created (UTC), versions (JSON),
+                                  device (where it was trained: "cpu", "cuda (<GPU name>)")
     /steps                 int64 [T]          optimiser step of each snapshot
     /observables/<name>    float [M, T, D]    M initialisations, T snapshots, D observables
     /metrics/<name>        float [M, T_name]  with /metrics/<name>_steps int64 [T_name]
@@ -110,7 +111,8 @@ class Trajectory:
     key : str
         Content key of ``params`` (see :func:`equivdyn._io.content_key`).
     attrs : dict
-        Provenance read back from a file (``created``, ``versions``); empty before writing.
+        Provenance read back from a file (``created``, ``versions``, ``device``); before
+        writing, only ``device`` (where it was trained; ``"cpu"`` when absent) is used.
     """
 
     experiment: str
@@ -154,8 +156,9 @@ def versions() -> dict[str, str]:
     return found
 
 
-def _provenance(fmt: str, experiment: str, key: str, params: Mapping[str, Any]) -> dict[str, Any]:
+def _provenance(fmt: str, experiment: str, key: str, params: Mapping[str, Any], **extra: str) -> dict[str, Any]:
     return {
+        **extra,
         "format": fmt,
         "format_version": FORMAT_VERSION,
         "experiment": experiment,
@@ -273,7 +276,11 @@ def _hdf5_writer(path: str | os.PathLike[str]) -> Iterator[h5py.File]:
 def write_trajectory(path: str | os.PathLike[str], traj: Trajectory) -> None:
     """Write ``traj`` to ``path`` atomically (chunked, compressed datasets)."""
     with _hdf5_writer(path) as h5:
-        h5.attrs.update(_provenance(FORMAT_TRAJECTORY, traj.experiment, traj.key, traj.params))
+        h5.attrs.update(
+            _provenance(
+                FORMAT_TRAJECTORY, traj.experiment, traj.key, traj.params, device=str(traj.attrs.get("device", "cpu"))
+            )
+        )
         _create(h5, "steps", np.asarray(traj.steps, dtype=np.int64))
         obs = h5.create_group("observables")
         for name, arr in traj.observables.items():
@@ -504,6 +511,8 @@ def read_trajectory(path: str | os.PathLike[str], *, observables: bool = True) -
             key = str(_attr(h5, p, "key"))
             params = _attr_json(h5, p, "params")
             attrs = {"created": str(_attr(h5, p, "created")), "versions": _attr_json(h5, p, "versions")}
+            if "device" in h5.attrs:  # files written before devices were recorded have none
+                attrs["device"] = str(_attr(h5, p, "device"))
             steps = _dataset(h5, p, "steps")
             obs_group = _group(h5, p, "observables")
             if observables:
@@ -593,6 +602,7 @@ def summarize(path: str | os.PathLike[str]) -> dict[str, Any]:
         "key": content.key,
         "created": content.attrs["created"],
         "versions": content.attrs["versions"],
+        **({"device": content.attrs["device"]} if "device" in content.attrs else {}),
         "params": content.params,
     }
     if isinstance(content, Trajectory):
@@ -709,11 +719,12 @@ class TrajectoryWriter(CloseOrDiscard):
         extras: Mapping[str, np.ndarray] | None = None,
         buffer: int = 256,
         key: str = "",
+        device: str = "cpu",
     ) -> None:
         if not observables:
             raise ValueError("a trajectory needs at least one observable block")
         self.path = Path(path)
-        self.experiment, self.params, self.key = experiment, dict(params), key
+        self.experiment, self.params, self.key, self.device = experiment, dict(params), key, device
         n_inits = {m for m, _, _ in observables.values()}
         if len(n_inits) != 1:
             raise ValueError(f"every observable needs the same number of initialisations, got {sorted(n_inits)}")
@@ -800,7 +811,7 @@ class TrajectoryWriter(CloseOrDiscard):
             key = self.key or content_key(
                 {name: obj.attrs[DATASET_DIGEST] for name, obj in _datasets(h5)}
             )
-            h5.attrs.update(_provenance(FORMAT_TRAJECTORY, self.experiment, key, self.params))
+            h5.attrs.update(_provenance(FORMAT_TRAJECTORY, self.experiment, key, self.params, device=self.device))
             _seal(h5)
             h5.close()
             with open(self.tmp, "rb+") as handle:

@@ -91,7 +91,7 @@ class Toy(Experiment):
             values={"n_seeds": len(seeds)},
         )
 
-    def train(self, params: Mapping[str, Any], inputs: Mapping[str, Path]) -> Trajectory:
+    def train(self, params: Mapping[str, Any], inputs: Mapping[str, Path], device: str = "cpu") -> Trajectory:
         p = dict(params)
         rng = np.random.default_rng(p["seed"])
         c, s = np.cos(p["angle"]), np.sin(p["angle"])

@@ -48,6 +48,8 @@ class Experiment:
     train_version: int = 1
     #: Intra-op threads a training job uses.
     train_threads: int = 1
+    #: Devices its trainer runs on (a configuration's ``device`` setting picks one).
+    devices: tuple[str, ...] = ("cpu",)
     #: Module (``package.module:function``) of the drawing function of each figure stem.
     figures: Mapping[str, str] = {}
     #: Its section of the configuration (:class:`equivdyn.params.Section`): every key, its
@@ -58,8 +60,9 @@ class Experiment:
         """Add this experiment's jobs and figures for its config ``section`` to ``plan``."""
         raise NotImplementedError
 
-    def train(self, params: Mapping[str, Any], inputs: Mapping[str, Path]) -> Trajectory:
-        """Train one planned job and return its trajectory (``params`` as planned)."""
+    def train(self, params: Mapping[str, Any], inputs: Mapping[str, Path], device: str = "cpu") -> Trajectory:
+        """Train one planned job on ``device`` (one of :attr:`devices`) and return its
+        trajectory (``params`` as planned)."""
         raise NotImplementedError
 
     def draw(self, figure: str, inputs: Mapping[str, list[Path]], prefix: Path) -> None:

@@ -142,7 +142,7 @@ class Custom(Experiment):
             values={"setups": "; ".join(f"**{n}**: {d}" for n, d in described.items() if n in used)},
         )
 
-    def train(self, params: Mapping[str, Any], inputs: Mapping[str, Path]) -> Trajectory:
+    def train(self, params: Mapping[str, Any], inputs: Mapping[str, Path], device: str = "cpu") -> Trajectory:
         from ...store import read_trajectory
 
         if params["source"] == "file":

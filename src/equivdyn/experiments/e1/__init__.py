@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ...koopman import check_fit_shape
-from ...plan import Plan, traj_input, verdict
+from ...plan import Plan, read_seconds, traj_input, verdict
 from ...stages import pair_name
 from ...store import Trajectory
 from .. import Experiment, register
@@ -32,8 +32,11 @@ class E1(Experiment):
         train, koopman = section["train"], section["koopman"]
         grid = train["grid_size"]
         check_fit_shape(grid ** train["dim"], train["n_steps"], train["dim"], **koopman, field="e1.koopman")
+        values = grid ** train["dim"] * train["n_steps"] * train["dim"]  # of each trajectory
         trajectories = {m: plan.train(self, {"method": m, **train}) for m in METHODS}
-        spectra = {m: plan.fit(self.name, {"observable": OBSERVABLE, **koopman}, trajectories[m]) for m in METHODS}
+        spectra = {
+            m: plan.fit(self.name, {"observable": OBSERVABLE, **koopman}, trajectories[m], values=values) for m in METHODS
+        }
         # The verdicts need seeds; E1 has one trajectory file per method, so the grid's
         # rows (initial conditions that share their last coordinate) serve as
         # pseudo-seeds: `split` cuts each file's grid_size**dim runs into grid_size groups.
@@ -49,6 +52,7 @@ class E1(Experiment):
             },
             {**spectra, **{traj_input(m): trajectories[m] for m in METHODS}},
             ext="json",
+            seconds=read_seconds(len(METHODS) * values),
         )
         plan.figure(
             self,
@@ -61,7 +65,7 @@ class E1(Experiment):
             values={"grid_size": grid},
         )
 
-    def train(self, params: Mapping[str, Any], inputs: Mapping[str, Path]) -> Trajectory:
+    def train(self, params: Mapping[str, Any], inputs: Mapping[str, Path], device: str = "cpu") -> Trajectory:
         from .trainer import simulate
 
         return simulate(dict(params), dict(inputs))

@@ -11,7 +11,7 @@ from typing import Any
 from ...data import mnist
 from ...errors import ParameterError
 from ...koopman import check_fit_shape
-from ...plan import Plan, traj_input, verdict, verdict_mem_mb
+from ...plan import Plan, read_seconds, traj_input, verdict, verdict_mem_mb
 from ...stages import pair_name
 from ...store import Trajectory
 from .. import Experiment, register
@@ -20,6 +20,9 @@ from .settings import E2Settings
 #: The observable: output-layer weights, 10 classes x width.
 OBSERVABLE = "output_weights"
 N_CLASSES = 10
+#: Seconds of training per initialisation, step, image of the batch and hidden unit (the
+#: job's time limit follows from it); measured by benchmarks/paper_scale.py.
+UNIT_SECONDS = 1e-7
 
 
 def run_name(width: int, seed: int) -> str:
@@ -36,6 +39,7 @@ class E2(Experiment):
         "figS_fcn_seeds": f"{__name__}.figS_fcn_seeds:plot",
     }
     settings = E2Settings
+    devices = ("cpu", "cuda")
 
     def plan(self, plan: Plan, section: Mapping[str, Any]) -> None:
         widths, seeds = sorted(set(section["widths"])), sorted(set(section["seeds"]))
@@ -60,11 +64,18 @@ class E2(Experiment):
                 delays_name=f"e2.koopman.delay_budget // {h} = n_delays",
             )
             for s in seeds:
-                trajectories[h, s] = plan.train(self, {**train, "width": h, "seed": s}, {"mnist": data})
+                trajectories[h, s] = plan.train(
+                    self,
+                    {**train, "width": h, "seed": s},
+                    {"mnist": data},
+                    seconds=train["n_inits"] * n_steps * train["batch_size"] * h * UNIT_SECONDS,
+                    device=section["device"],
+                )
                 spectra[h, s] = plan.fit(
                     self.name,
                     {"observable": OBSERVABLE, "n_delays": n_delays, "rank": koopman["rank"], "n_components": None},
                     trajectories[h, s],
+                    values=train["n_inits"] * n_steps * N_CLASSES * h,
                 )
         width_pairs = list(combinations(widths, 2))
         compare = plan.add(
@@ -104,6 +115,7 @@ class E2(Experiment):
             },
             ext="json",
             mem_mb=verdict_mem_mb(held=0, largest=train["n_inits"] * n_steps * N_CLASSES * max(widths)),
+            seconds=read_seconds(train["n_inits"] * n_steps * N_CLASSES * sum(widths) * len(seeds)),
         )
         inputs = {
             "trajectories": list(trajectories.values()),
@@ -134,10 +146,10 @@ class E2(Experiment):
             mem_mb=2000,
         )
 
-    def train(self, params: Mapping[str, Any], inputs: Mapping[str, Path]) -> Trajectory:
+    def train(self, params: Mapping[str, Any], inputs: Mapping[str, Path], device: str = "cpu") -> Trajectory:
         from .trainer import simulate
 
-        return simulate(dict(params), dict(inputs))
+        return simulate(dict(params), dict(inputs), device=device)
 
 
 EXPERIMENT = register(E2())

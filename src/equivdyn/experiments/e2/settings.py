@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ...params import Comparison, SeededJob, Section, param, sub
+from ...params import Comparison, Section, SeededJob, device_param, param, sub
 
 ACTIVATIONS = ("relu", "gelu")
 OPTIMIZERS = ("sgd", "adam")
@@ -70,6 +70,7 @@ class E2Settings(Section):
         minItems=2,
         uniqueItems=True,
     )
+    device: str = device_param()
     reference_width: int = param(40, "Width whose between-seed distances form the reference distribution.", minimum=1)
     train: E2Train = sub(E2Train)
     koopman: E2Koopman = sub(E2Koopman)

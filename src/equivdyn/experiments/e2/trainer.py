@@ -462,7 +462,9 @@ def train_reference(
 # ----------------------------------------------------------------------------- workflow entry
 
 
-def simulate(params: dict[str, Any], inputs: Mapping[str, str | os.PathLike[str]] | None = None) -> Trajectory:
+def simulate(
+    params: dict[str, Any], inputs: Mapping[str, str | os.PathLike[str]] | None = None, *, device: str = "cpu"
+) -> Trajectory:
     """Train one E2 (width, seed) ensemble on MNIST with :func:`train_ensemble`.
 
     Parameters
@@ -473,11 +475,13 @@ def simulate(params: dict[str, Any], inputs: Mapping[str, str | os.PathLike[str]
         ``{"mnist": path}`` of a prepared ``.npz`` with uint8 ``x_train``, ``y_train``,
         ``x_test``, ``y_test``.
 
+    device : str
+        ``cpu`` or ``cuda``.
+
     Returns
     -------
     Trajectory
-        See :func:`train_ensemble`.  Trains on CUDA when available, else on the CPU; the
-        device is not a parameter of the result.
+        See :func:`train_ensemble`.
     """
     checked = check_params(params)
     inputs = dict(inputs or {})
@@ -490,5 +494,4 @@ def simulate(params: dict[str, Any], inputs: Mapping[str, str | os.PathLike[str]
         cfg.steps_for(len(data["x_train"]))
     except ParameterError as exc:
         raise ParameterError(f"{exc} (training set of {path})") from None
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return train_ensemble(data["x_train"], data["y_train"], data["x_test"], data["y_test"], checked, device)

@@ -10,7 +10,7 @@ from typing import Any
 
 from ...data import cifar10, mnist
 from ...errors import ParameterError
-from ...plan import Plan, traj_input, verdict, verdict_mem_mb
+from ...plan import Plan, read_seconds, traj_input, verdict, verdict_mem_mb
 from ...stages import pair_name, segment_names
 from ...store import Trajectory
 from .. import Experiment, register
@@ -18,6 +18,9 @@ from .settings import NETWORKS, E3Settings
 
 #: Size of the observable (weights and biases of the output layer) of each network.
 OBSERVABLE_SIZES = {"lenet": 850, "resnet20": 650}
+#: Seconds of training per initialisation and training image, per network (the job's
+#: time limit follows from it); measured by benchmarks/paper_scale.py.
+IMAGE_SECONDS = {"lenet": 1e-4, "resnet20": 5e-3}
 #: Seed of the verdicts' resampling (bootstrap intervals, sampled relabellings).
 VERDICT_SEED = 0
 
@@ -103,6 +106,7 @@ class E3(Experiment):
         "figS_cnn_epochs": f"{__name__}.figS_cnn_epochs:plot",
     }
     settings = E3Settings
+    devices = ("cpu", "cuda")
 
     def plan(self, plan: Plan, section: Mapping[str, Any]) -> None:
         for net in section["networks"]:
@@ -115,18 +119,25 @@ class E3(Experiment):
             dataset = _dataset(plan, net)
             train, windows = section[net]["train"], section[net]["windows"]
             per_epoch = _check(section, net, train, windows, dataset)
+            run = train["n_inits"] * OBSERVABLE_SIZES[net]  # values per recorded step
             runs, fits = {}, {}
             for s in seeds:
-                runs[s] = plan.train(self, {**train, "model": net, "seed": s}, {"data": dataset[1]})
+                runs[s] = plan.train(
+                    self,
+                    {**train, "model": net, "seed": s},
+                    {"data": dataset[1]},
+                    seconds=train["n_inits"] * train["n_epochs"] * per_epoch * train["batch_size"] * IMAGE_SECONDS[net],
+                    device=section["device"],
+                )
                 # One fit per seed: a spectrum per window of early steps and per epoch.
                 fits[s] = plan.fit(
                     self.name,
                     {"observable": train["observable"], **koopman, "windows": windows, "epochs": True},
                     runs[s],
+                    values=per_epoch * train["n_epochs"] * run,
                 )
             # Memory: the verdicts hold every seed's first and last window and epoch, and
             # each trajectory file is read whole once.
-            run = train["n_inits"] * OBSERVABLE_SIZES[net]
             segments = 2 * (windows["length"] + per_epoch) * run
             # Window x window and epoch x epoch distances of every seed, mean and sd, and
             # the verdicts between the first and the last window and epoch.
@@ -141,6 +152,7 @@ class E3(Experiment):
                     },
                     ext="json",
                     mem_mb=verdict_mem_mb(held=len(seeds) * segments, largest=per_epoch * train["n_epochs"] * run),
+                    seconds=read_seconds(len(seeds) * per_epoch * train["n_epochs"] * run),
                 )
             )
             trajectories.extend(runs.values())
@@ -162,10 +174,10 @@ class E3(Experiment):
             caption="figS_cnn_epochs.rst", json_caption="figS_cnn_epochs_json.rst", category=category, values=values,
         )
 
-    def train(self, params: Mapping[str, Any], inputs: Mapping[str, Path]) -> Trajectory:
+    def train(self, params: Mapping[str, Any], inputs: Mapping[str, Path], device: str = "cpu") -> Trajectory:
         from .trainer import simulate
 
-        return simulate(dict(params), dict(inputs))
+        return simulate(dict(params), dict(inputs), device=device)
 
 
 EXPERIMENT = register(E3())

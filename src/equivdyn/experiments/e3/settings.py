@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ...params import SeededJob, Section, param, sub
+from ...params import Section, SeededJob, device_param, param, sub
 
 #: The networks, in the order their jobs are planned and their panels drawn.
 NETWORKS = ("lenet", "resnet20")
@@ -145,6 +145,7 @@ class E3Settings(Section):
         minItems=1,
         uniqueItems=True,
     )
+    device: str = device_param()
     lenet: LeNet = sub(LeNet)
     resnet20: ResNet20 = sub(ResNet20)
     koopman: E3Koopman = sub(E3Koopman)

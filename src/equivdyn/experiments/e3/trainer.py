@@ -452,18 +452,19 @@ def train(
 # ----------------------------------------------------------------------------- workflow entry
 
 
-def simulate(params: dict[str, Any], inputs: Mapping[str, str | os.PathLike[str]] | None = None) -> Trajectory:
+def simulate(
+    params: dict[str, Any], inputs: Mapping[str, str | os.PathLike[str]] | None = None, *, device: str = "cpu"
+) -> Trajectory:
     """The train stage of E3: :func:`train` on the prepared dataset ``inputs["data"]``.
 
     That is MNIST (:func:`equivdyn.data.mnist.prepare`) for ``model="lenet"`` and
     CIFAR-10 (:func:`equivdyn.data.cifar10.prepare`) for ``"resnet20"``; ``params`` are
-    any of :data:`DEFAULTS`.  Trains on CUDA when there is one, else on the CPU with
-    :data:`TRAIN_THREADS` threads; the device is not a parameter of the result.
+    any of :data:`DEFAULTS`.  Trains on ``device`` (``cpu`` or ``cuda``) with
+    :data:`TRAIN_THREADS` CPU threads.
     """
     checked = check_params(params)
     inputs = dict(inputs or {})
     if set(inputs) != {"data"}:
         raise ParameterError(f"inputs: E3 reads exactly one input, 'data'; got {sorted(inputs)}")
     data = load_data(checked["model"], inputs["data"])
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return train(data, checked, device=device, threads=TRAIN_THREADS)

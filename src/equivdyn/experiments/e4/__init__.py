@@ -14,7 +14,7 @@ from typing import Any
 
 from ...errors import ParameterError
 from ...koopman import check_fit_shape
-from ...plan import Plan, traj_input, verdict, verdict_mem_mb
+from ...plan import Plan, read_seconds, traj_input, verdict, verdict_mem_mb
 from ...stages import pair_name
 from ...store import Trajectory
 from .. import Experiment, register
@@ -33,6 +33,17 @@ def run_name(setup: str, seed: int) -> str:
 
 
 
+#: Seconds of training per initialisation, step and unit of model size (training pairs x
+#: d_model x d_mlp; the job's time limit follows from it); measured by benchmarks/paper_scale.py.
+UNIT_SECONDS = 1e-9
+
+
+def train_seconds(train: Mapping[str, Any], n_steps: int, n_inits: int) -> float:
+    """Estimated seconds of training ``n_inits`` models of ``train``'s size for ``n_steps``."""
+    pairs = train["train_fraction"] * train["p"] ** 2
+    return n_inits * n_steps * pairs * train["d_model"] * train["d_mlp"] * UNIT_SECONDS
+
+
 class E4(Experiment):
     name = "e4"
     # 3: trajectory files store the resolved parameters; 4: long runs are jobs of kind
@@ -41,6 +52,7 @@ class E4(Experiment):
     train_threads = 2  # the fast trainer measured fastest with 2
     figures = {"fig5_grokking": f"{__name__}.fig5:plot"}
     settings = E4Settings
+    devices = ("cpu", "cuda")
 
     def plan(self, plan: Plan, section: Mapping[str, Any]) -> None:
         seeds = sorted(set(section["seeds"]))
@@ -50,10 +62,28 @@ class E4(Experiment):
         trajectories, spectra = {}, {}
         for setup in SETUPS:
             for s in seeds:
-                trajectories[setup, s] = plan.train(self, {**train, "setup": setup, "seed": s, "kind": "ensemble"})
-                spectra[setup, s] = plan.fit(self.name, {"observable": OBSERVABLE, **koopman}, trajectories[setup, s])
+                trajectories[setup, s] = plan.train(
+                    self,
+                    {**train, "setup": setup, "seed": s, "kind": "ensemble"},
+                    seconds=train_seconds(train, train["n_steps"], train["n_inits"]),
+                    device=section["device"],
+                )
+                spectra[setup, s] = plan.fit(
+                    self.name,
+                    {"observable": OBSERVABLE, **koopman},
+                    trajectories[setup, s],
+                    values=train["n_inits"] * train["n_steps"] * n_observables,
+                )
         model = {k: v for k, v in train.items() if k not in ENSEMBLE_ONLY}
-        longs = [plan.train(self, {**model, **section["long"], "setup": setup, "kind": "long"}) for setup in SETUPS]
+        longs = [
+            plan.train(
+                self,
+                {**model, **section["long"], "setup": setup, "kind": "long"},
+                seconds=train_seconds(train, section["long"]["n_steps"], 1),
+                device=section["device"],
+            )
+            for setup in SETUPS
+        ]
         grok = [run_name("grokking", s) for s in seeds]
         constrained = [run_name("constrained", s) for s in seeds]
         name = pair_name(*SETUPS)
@@ -74,6 +104,7 @@ class E4(Experiment):
             },
             ext="json",
             mem_mb=verdict_mem_mb(held=0, largest=train["n_inits"] * train["n_steps"] * n_observables),
+            seconds=read_seconds(len(trajectories) * train["n_inits"] * train["n_steps"] * n_observables),
         )
         plan.figure(
             self,
@@ -92,14 +123,14 @@ class E4(Experiment):
             mem_mb=2000,
         )
 
-    def train(self, params: Mapping[str, Any], inputs: Mapping[str, Path]) -> Trajectory:
+    def train(self, params: Mapping[str, Any], inputs: Mapping[str, Path], device: str = "cpu") -> Trajectory:
         from .trainer import simulate, simulate_long
 
         params = dict(params)
         kind = params.pop("kind", "ensemble")
         if kind not in KINDS:
             raise ParameterError(f"kind: unknown E4 job kind {kind!r}; known: {', '.join(KINDS)}")
-        traj = (simulate_long if kind == "long" else simulate)(params, dict(inputs))
+        traj = (simulate_long if kind == "long" else simulate)(params, dict(inputs), device=device)
         return dataclasses.replace(traj, params={**traj.params, "kind": kind})
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ...params import Comparison, SeededJob, Section, param, sub
+from ...params import Comparison, Section, SeededJob, device_param, param, sub
 
 SETUPS = ("grokking", "constrained")
 DTYPES = ("float32", "float64")
@@ -91,6 +91,7 @@ class E4Settings(Section):
         minItems=2,
         uniqueItems=True,
     )
+    device: str = device_param()
     train: E4Train = sub(E4Train)
     long: E4Long = sub(E4Long)
     koopman: E4Koopman = sub(E4Koopman)

@@ -131,11 +131,7 @@ def _check_no_inputs(inputs: Mapping[str, Any] | None) -> None:
         raise ParameterError(f"inputs: E4 generates its data and reads no input; got {sorted(inputs)}")
 
 
-def _default_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
-def simulate(params: dict[str, Any], inputs: Mapping[str, Any] | None = None) -> Trajectory:
+def simulate(params: dict[str, Any], inputs: Mapping[str, Any] | None = None, *, device: str = "cpu") -> Trajectory:
     """Train one E4 (setup, seed) ensemble with :func:`train_ensemble`.
 
     Parameters
@@ -144,18 +140,20 @@ def simulate(params: dict[str, Any], inputs: Mapping[str, Any] | None = None) ->
         Any of :data:`DEFAULTS`.
     inputs : mapping
         Must be empty: the data are generated.
+    device : str
+        ``cpu`` or ``cuda``.
 
     Returns
     -------
     Trajectory
-        See :func:`train_ensemble`.  Trains on CUDA when available, else on the CPU.
+        See :func:`train_ensemble`.
     """
     checked = check_params(params)
     _check_no_inputs(inputs)
-    return train_ensemble(checked, device=_default_device())
+    return train_ensemble(checked, device=torch.device(device))
 
 
-def simulate_long(params: dict[str, Any], inputs: Mapping[str, Any] | None = None) -> Trajectory:
+def simulate_long(params: dict[str, Any], inputs: Mapping[str, Any] | None = None, *, device: str = "cpu") -> Trajectory:
     """One long run (:func:`train_long`) of initialisation 0 as a trajectory.
 
     Parameters
@@ -164,6 +162,8 @@ def simulate_long(params: dict[str, Any], inputs: Mapping[str, Any] | None = Non
         Any of :data:`LONG_DEFAULTS` (``n_steps``: the run's length; ``n_points``: logged states).
     inputs : mapping
         Must be empty.
+    device : str
+        ``cpu`` or ``cuda``.
 
     Returns
     -------
@@ -175,7 +175,7 @@ def simulate_long(params: dict[str, Any], inputs: Mapping[str, Any] | None = Non
     checked = check_long_params(params)
     _check_no_inputs(inputs)
     model_params = {k: v for k, v in checked.items() if k not in ("n_steps", "n_points")}
-    result = train_long(model_params, checked["n_steps"], checked["n_points"], device=_default_device())
+    result = train_long(model_params, checked["n_steps"], checked["n_points"], device=torch.device(device))
     return Trajectory(
         experiment="e4",
         steps=result["steps"],
