@@ -8,7 +8,8 @@ from snakemake.utils import min_version, validate
 
 from equivdyn.experiments import PLUGINS_ENV, load_plugins, plugin_sections
 
-min_version("9.0")
+# 9.17: `cache: "omit-software"` applies to its own rule only (see pyproject.toml).
+min_version("9.17")
 
 
 configfile: "config.yaml"

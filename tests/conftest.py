@@ -233,6 +233,67 @@ class BuiltWorkflow:
         return {**os.environ, "SNAKEMAKE_OUTPUT_CACHE": str(self.cache)}
 
 
+#: The one-node Slurm that tests/slurm/local_cluster.sh runs on this machine.
+CLUSTER = ROOT / "tests/slurm/local_cluster.sh"
+CLUSTER_DAEMONS = ("slurmctld", "slurmd", "munged")
+#: Snakemake's arguments for a build through it: profiles/slurm, plus what the one-node
+#: test cluster needs: it keeps no accounting (no account to charge; job states come from
+#: squeue, which shows finished jobs for an hour there, not from sacct), status checks
+#: from the first second, a local file system.
+SLURM = (
+    "--profile", "profiles/slurm",
+    "--slurm-no-account",
+    "--slurm-status-command", "squeue",
+    "--slurm-init-seconds-before-status-checks", "1",
+    "--latency-wait", "5",
+)  # fmt: skip
+
+
+def local_cluster(command: str, env: dict[str, str], log: Path) -> str:
+    """Run ``local_cluster.sh command``; its output goes through a file (the daemons it
+    starts must not hold a pipe of ours open), returned."""
+    with log.open("w") as out:
+        proc = subprocess.run(
+            ["bash", str(CLUSTER), command],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            timeout=900,
+            check=False,
+        )
+    text = log.read_text()
+    assert proc.returncode == 0, f"local_cluster.sh {command} failed:\n{text[-4000:]}"
+    return text
+
+
+def cluster_daemons(state: Path) -> list[str]:
+    """Processes of the test cluster still running (found by its state folder in their command line)."""
+    ps = subprocess.run(["ps", "-eo", "pid=,args="], stdout=subprocess.PIPE, text=True, check=True).stdout
+    return [line for line in ps.splitlines() if str(state) in line and any(d in line for d in CLUSTER_DAEMONS)]
+
+
+@pytest.fixture(scope="session")
+def slurm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """The environment of a running one-node Slurm (SLURM_CONF set), stopped at the end
+    of the session, when no daemon of it may be left."""
+    state = tmp_path_factory.mktemp("slurm")
+    # The node declares 8 CPUs and 32 GB whatever the machine has: the jobs of the tiny
+    # build ask for far more memory than they use and spend seconds starting up, and the
+    # executor polls job states at growing intervals; with 2 slots the build waited more
+    # than it computed.
+    env = {**os.environ, "EQUIVDYN_SLURM_DIR": str(state)}
+    env.update(EQUIVDYN_SLURM_CPUS="8", EQUIVDYN_SLURM_MEMORY_MB="32000")
+    out = local_cluster("start", env, state.parent / "slurm-start.log")
+    match = re.search(r"^export SLURM_CONF=(\S+)$", out, re.MULTILINE)
+    assert match, out
+    env["SLURM_CONF"] = match.group(1)
+    try:
+        yield env
+    finally:
+        local_cluster("stop", env, state.parent / "slurm-stop.log")
+        assert cluster_daemons(state) == [], "local_cluster.sh stop left daemons running"
+
+
 @pytest.fixture(scope="session")
 def tiny_built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BuiltWorkflow]:
     """The workflow with every result of tests/tiny.yaml, built once per session.
