@@ -44,7 +44,8 @@ MIN_RUNTIME = 10
 #: Time limit (minutes) of a data job, which may download a dataset.
 DOWNLOAD_RUNTIME = 60
 #: Seconds a fit or a verdict takes per recorded number it reads (PCA, delay embedding
-#: and DMD, or a verdict's PCA and resampling); benchmarks/paper_scale.py measures it.
+#: and DMD, or a verdict's PCA and resampling): E4's fits and comparison took 0.55-0.67 s
+#: per million values above their start-up (benchmarks/results/paper_scale.md).
 READ_SECONDS_PER_VALUE = 1e-6
 
 

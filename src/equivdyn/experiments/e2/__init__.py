@@ -21,9 +21,9 @@ from .settings import E2Settings
 OBSERVABLE = "output_weights"
 N_CLASSES = 10
 #: Seconds of training per initialisation, step, image of the batch and hidden unit (the
-#: job's time limit follows from it): one epoch of 10 width-40 initialisations took 1.6 s
-#: on a 2-core CPU (trainer.TRAIN_THREADS), 2.4e7 such units.
-UNIT_SECONDS = 7e-8
+#: job's time limit follows from it): width 40 took 7.5e-4 CPU s per step and
+#: initialisation (batch 60; benchmarks/results/paper_scale.md, a shared 2-core CPU).
+UNIT_SECONDS = 3.1e-7
 
 
 def run_name(width: int, seed: int) -> str:

@@ -19,10 +19,10 @@ from .settings import NETWORKS, E3Settings
 #: Size of the observable (weights and biases of the output layer) of each network.
 OBSERVABLE_SIZES = {"lenet": 850, "resnet20": 650}
 #: Seconds of training per initialisation and training image, per network (the job's
-#: time limit follows from it), on a 2-core CPU with one thread: a LeNet-5 step of 60
-#: images took 15 ms and a ResNet-20 step of 128 images 1.1 s
-#: (benchmarks/results/recorder_overhead.json, without the recorder).
-IMAGE_SECONDS = {"lenet": 2.5e-4, "resnet20": 8.6e-3}
+#: time limit follows from it), with one thread: a LeNet-5 step of 60 images took 14 ms
+#: and a ResNet-20 step of 128 images 0.76 s (benchmarks/results/paper_scale.md, a
+#: shared 2-core CPU).
+IMAGE_SECONDS = {"lenet": 2.4e-4, "resnet20": 5.9e-3}
 #: Seed of the verdicts' resampling (bootstrap intervals, sampled relabellings).
 VERDICT_SEED = 0
 

@@ -34,9 +34,10 @@ def run_name(setup: str, seed: int) -> str:
 
 
 #: Seconds of training per initialisation, step and unit of model size (training pairs x
-#: d_model x d_mlp; the job's time limit follows from it): the fast trainer takes 0.64 s a
-#: step for 10 initialisations at the paper's sizes (3,831 pairs, 128 x 512) on a 2-core CPU.
-UNIT_SECONDS = 2.6e-10
+#: d_model x d_mlp; the job's time limit follows from it): the fast trainer took 0.20 s of
+#: wall time per step and initialisation at the paper's sizes (3,831 pairs, 128 x 512) with
+#: 2 threads (benchmarks/results/paper_scale.md, a shared 2-core CPU).
+UNIT_SECONDS = 7.8e-10
 
 
 def train_seconds(train: Mapping[str, Any], n_steps: int, n_inits: int) -> float:
