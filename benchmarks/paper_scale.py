@@ -812,6 +812,18 @@ def scaled(
     return t0 + max(0.0, t - t0 - extra_run) * ratio + extra
 
 
+def measured(m: Any) -> dict[str, Any]:
+    """The row fields of a kind whose paper-scale job itself ran (measurement ``m``)."""
+    return {
+        "how": "measured",
+        "run": m.row(),
+        "cpu_s": m.cpu_s,
+        "wall_s": m.wall_s,
+        "rss_mb": m.rss_mb,
+        "rss_est_mb": m.rss_mb,
+    }
+
+
 def main() -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -1014,12 +1026,7 @@ def main() -> dict[str, Any]:
             if kind == "index":
                 m = index_m
                 row.update(
-                    how="measured",
-                    run=m.row(),
-                    cpu_s=m.cpu_s,
-                    wall_s=m.wall_s,
-                    rss_mb=m.rss_mb,
-                    rss_est_mb=m.rss_mb,
+                    measured(m),
                     note=f"plan argument {index_chars} characters (one argument may hold {ARG_LIMIT})",
                 )
                 continue
@@ -1056,12 +1063,7 @@ def main() -> dict[str, Any]:
             ):  # the paper's fit spec, on a trajectory of the paper's shape
                 m = runner.done[stand_in[kind]]
                 row.update(
-                    how="measured",
-                    run=m.row(),
-                    cpu_s=m.cpu_s,
-                    wall_s=m.wall_s,
-                    rss_mb=m.rss_mb,
-                    rss_est_mb=m.rss_mb,
+                    measured(m),
                     note="input: the paper's ensemble spec with "
                     + ", ".join(f"{k}={v}" for k, v in E4_STAND_IN.items())
                     + " (the paper's shape)",
@@ -1069,14 +1071,7 @@ def main() -> dict[str, Any]:
                 continue
             if rep in runner.done:  # the paper's own job ran
                 m = runner.done[rep]
-                row.update(
-                    how="measured",
-                    run=m.row(),
-                    cpu_s=m.cpu_s,
-                    wall_s=m.wall_s,
-                    rss_mb=m.rss_mb,
-                    rss_est_mb=m.rss_mb,
-                )
+                row.update(measured(m))
                 continue
             if kind in two_point:
                 small, big, n1, n2, run_keys = two_point[kind]
