@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._io import content_key
 from .errors import ParameterError
+from .params import DEVICES
 from .stages import STAGE_VERSIONS, TRAJECTORY_INPUT_PREFIX
 
 if TYPE_CHECKING:
@@ -269,8 +270,8 @@ def resolve_device(device: str, field: str) -> str:
         import torch  # only when asked: planning never needs torch otherwise
 
         return "cuda" if torch.cuda.is_available() else "cpu"
-    if device not in ("cpu", "cuda"):
-        raise ParameterError(f"{field}={device!r}: must be one of cpu, cuda, auto")
+    if device not in DEVICES:
+        raise ParameterError(f"{field}={device!r}: must be one of {', '.join(DEVICES)}")
     return device
 
 
