@@ -10,6 +10,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,22 @@ def venv_exe(name: str) -> str:
 
 def snakemake_exe() -> str:
     return venv_exe("snakemake")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def system_temp_in_basetemp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Point TMPDIR (Snakemake's, Chromium's and every tool's temporary files) into pytest's
+    temporary folder, which a passing run removes: a test run leaves nothing in /tmp."""
+    folder = tmp_path_factory.mktemp("system-temp", numbered=False)
+    before = os.environ.get("TMPDIR")
+    os.environ["TMPDIR"] = str(folder)
+    tempfile.tempdir = None  # recomputed from TMPDIR on next use
+    yield folder
+    if before is None:
+        os.environ.pop("TMPDIR", None)
+    else:
+        os.environ["TMPDIR"] = before
+    tempfile.tempdir = None
 
 
 def run_snakemake(

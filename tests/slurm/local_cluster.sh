@@ -87,69 +87,9 @@ NODE=$(node_name)
 
 # ---------------------------------------------------------------------------- packages
 
-as_root() {
-    if [[ $(id -u) -eq 0 ]]; then
-        "$@"
-    elif command -v sudo >/dev/null 2>&1; then
-        sudo "$@"
-    else
-        return 127
-    fi
-}
-
-missing_packages() {
-    # package -> a program it provides
-    local -A provides=([slurmctld]=slurmctld [slurmd]=slurmd [slurm-client]=sbatch [munge]=munged)
-    local p out=()
-    for p in "${PACKAGES[@]}"; do
-        if ! PATH="$PATH:/usr/sbin:/sbin" command -v "${provides[$p]}" >/dev/null 2>&1; then
-            out+=("$p")
-        fi
-    done
-    for p in scontrol sinfo squeue scancel; do
-        if ! command -v "$p" >/dev/null 2>&1 && [[ ! " ${out[*]-} " == *" slurm-client "* ]]; then
-            out+=(slurm-client)
-        fi
-    done
-    printf '%s\n' "${out[@]-}" | sed '/^$/d'
-}
-
 install_packages() {
-    local missing
-    missing=$(missing_packages | tr '\n' ' ')
-    missing=${missing% }
-    [[ -z "$missing" ]] && return 0
-    msg "installing missing Debian packages: $missing"
-    if ! command -v apt-get >/dev/null 2>&1; then
-        die "cannot install the packages $missing: apt-get not found; install them (Debian/Ubuntu: apt-get install $missing) and run again"
-    fi
-    if [[ $(id -u) -ne 0 ]] && ! command -v sudo >/dev/null 2>&1; then
-        die "cannot install the packages $missing: not root and no sudo; as root run: apt-get install $missing"
-    fi
-    # The packages' maintainer scripts would start the system's own munged/slurmd
-    # through invoke-rc.d where there is no init system to say no; a temporary
-    # policy-rc.d (only when the machine has none) forbids that.
-    local policy=/usr/sbin/policy-rc.d made_policy=0
-    if [[ ! -e $policy ]]; then
-        if as_root sh -c "printf '#!/bin/sh\nexit 101\n' > $policy && chmod 755 $policy"; then
-            made_policy=1
-            # shellcheck disable=SC2064
-            trap "as_root rm -f $policy" EXIT
-        fi
-    fi
-    local rc=0
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q >&2 || rc=$?
-    if ((rc == 0)); then
-        # shellcheck disable=SC2086
-        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $missing >&2 || rc=$?
-    fi
-    if ((made_policy)); then
-        as_root rm -f "$policy"
-        trap - EXIT
-    fi
-    ((rc == 0)) || die "cannot install the packages $missing (apt-get failed, exit $rc); install them by hand: apt-get install $missing"
-    missing=$(missing_packages | tr '\n' ' ')
-    [[ -z "${missing// /}" ]] || die "packages still missing after apt-get install: $missing"
+    # the one installer of the tests' Debian packages
+    bash "$(dirname "${BASH_SOURCE[0]}")/../system_packages.sh" "${PACKAGES[@]}" || die "the Slurm packages are missing (see above)"
 }
 
 # ---------------------------------------------------------------------------- processes
