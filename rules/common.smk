@@ -7,6 +7,9 @@
 import json
 import os
 import shlex
+import tempfile
+from contextlib import contextmanager
+from hashlib import sha256
 from pathlib import Path
 
 from equivdyn.plan import DOWNLOAD_RUNTIME, INDEX, MIN_RUNTIME, build, dataset_job
@@ -21,6 +24,25 @@ wildcard_constraints:
 # Content key -> job (result path, spec, resources) for every result the plan asks for.
 PLAN = build(config)
 JOBS = PLAN.jobs
+
+
+def plan_json():
+    """The whole plan as the index reads it: result path -> spec."""
+    return json.dumps({job.path: job.spec for job in JOBS.values()}, sort_keys=True)
+
+
+def plan_digest():
+    """Params function of the index: the plan's SHA-256, so that a changed plan reruns it."""
+    return sha256(plan_json().encode()).hexdigest()
+
+
+@contextmanager
+def plan_file(tmpdir):
+    """The plan in a temporary JSON file, removed afterwards."""
+    with tempfile.NamedTemporaryFile("w", suffix=".json", prefix="equivdyn-plan-", dir=tmpdir) as f:
+        f.write(plan_json())
+        f.flush()
+        yield f.name
 
 
 def path_of(key):

@@ -44,16 +44,14 @@ rule index:
         "logs/index.log",
     benchmark:
         "benchmarks/index/index.tsv"
-    conda:
-        "../envs/equivdyn.yaml"
     threads: 1
     resources:
         mem_mb=200,
         runtime=MIN_RUNTIME,
     params:
-        # a function: Snakemake formats plain strings, and a spec may hold braces
-        plan=lambda wildcards: json.dumps(
-            {job.path: job.spec for job in JOBS.values()}, sort_keys=True
-        ),
-    shell:
-        "equivdyn index --plan {params.plan:q} --out {output.tsv:q} > {log:q} 2>&1"
+        # The digest of the plan, so that a changed plan reruns the index; the plan itself
+        # (tens of kB at paper scale) goes to the CLI in a file, not on its command line.
+        plan=lambda wildcards: plan_digest(),
+    run:
+        with plan_file(resources.tmpdir) as plan:
+            shell("equivdyn index --plan {plan:q} --out {output.tsv:q} > {log:q} 2>&1")

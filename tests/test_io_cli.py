@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -445,7 +446,9 @@ def test_index_writes_keyed_table(tmp_path: Path, capsys) -> None:
     fspec = fit_spec(content_key(TRAIN_SPEC))
     plan = {"results/x.h5": TRAIN_SPEC, "results/a/fit.h5": fspec}
     out = tmp_path / "index" / "index.tsv"
-    assert main(["index", "--plan", json.dumps(plan), "--out", str(out)]) == 0
+    plan_file = tmp_path / "plan.json"
+    plan_file.write_text(json.dumps(plan))
+    assert main(["index", "--plan", str(plan_file), "--out", str(out)]) == 0
     lines = out.read_text().splitlines()
     assert lines[0].split("\t") == ["key", "stage", "experiment", "path", "params"]
     rows = [line.split("\t") for line in lines[1:]]
@@ -462,11 +465,39 @@ def test_index_writes_keyed_table(tmp_path: Path, capsys) -> None:
     assert [p.name for p in out.parent.iterdir()] == ["index.tsv"]
 
 
-@pytest.mark.parametrize("plan", ["{not json", '{"results/x.h5": {"params": {"eta": -Infinity}}}'])
-def test_index_rejects_invalid_plan(tmp_path: Path, capsys, plan: str) -> None:
+@pytest.mark.parametrize(
+    ("plan", "problem"),
+    [
+        ("{not json", "is not valid JSON"),
+        ('{"results/x.h5": {"params": {"eta": -Infinity}}}', "not a finite number"),
+        ('["a list"]', "must hold a JSON object"),
+        (None, "cannot read it"),
+    ],
+)
+def test_index_rejects_invalid_plan(tmp_path: Path, capsys, plan: str | None, problem: str) -> None:
     out = tmp_path / "index.tsv"
-    assert main(["index", "--plan", plan, "--out", str(out)]) == 2
+    plan_file = tmp_path / "plan.json"
+    if plan is not None:
+        plan_file.write_text(plan)
+    assert main(["index", "--plan", str(plan_file), "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert len(error_lines(err)) == 1
-    assert "--plan" in err and "JSON" in err
+    assert f"--plan {plan_file}" in err and problem in err, err
     assert not out.exists()
+
+
+# ----------------------------------------------------------------------------- README
+
+
+def test_readme_lists_every_subcommand() -> None:
+    """Each subcommand of `equivdyn --help` has a row in README.md's command-line table."""
+    import argparse
+
+    from equivdyn.cli import build_parser
+
+    from .conftest import ROOT
+
+    (sub,) = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    rows = [line for line in (ROOT / "README.md").read_text().splitlines() if line.startswith("| `equivdyn ")]
+    listed = {word for row in rows for word in re.findall(r"`equivdyn (\w+)", row)}
+    assert listed == set(sub.choices), (sorted(listed), sorted(sub.choices))

@@ -8,6 +8,7 @@ crashes, concurrent runs, bad configs) are in test_guarantees.py.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from pathlib import Path
 
@@ -215,3 +216,17 @@ def test_a_bad_config_in_a_fresh_checkout_creates_no_results(workflow_dir: Path,
     assert proc.returncode != 0
     assert field in proc.stdout
     assert not (workflow_dir / "results").exists()
+
+
+def test_the_terminal_has_no_huge_lines(tiny_built: BuiltWorkflow) -> None:
+    """No job prints a multi-kilobyte command line, parameter or reason: the plan reaches the
+    index job in a file and commands are not echoed. Longer lines are Snakemake's own lists
+    of a job's input files (`input:`, and the reasons that list changed or missing files)."""
+    listing = re.compile(r"\s+(input: |reason: (Missing output files|Input files updated by another job): )")
+    long = [line[:200] for line in tiny_built.output.splitlines() if len(line) > 1000 and not listing.match(line)]
+    assert long == []
+    # a changed plan reruns the index, and says so in one short line
+    config = write_tiny_config(tiny_built.dir, "quiet.yaml", {"e1.train.loss": "quadratic"})
+    out = run_snakemake(tiny_built.dir, "index", "--configfile", config, "-n").stdout
+    (reason,) = [line for line in out.splitlines() if "Params have changed" in line]
+    assert len(reason) < 300, reason

@@ -54,6 +54,15 @@ def _loads(text: str, option: str) -> Any:
     return value
 
 
+def _load_file(path: Path, option: str) -> Any:
+    """Parse the JSON file named by ``option``."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ParameterError(f"{option} {path}: cannot read it ({exc})") from None
+    return _loads(text, f"{option} {path}")
+
+
 def _spec(text: str) -> dict[str, Any]:
     spec = _loads(text, "--spec")
     if not isinstance(spec, dict):
@@ -242,7 +251,9 @@ def cmd_schema(args: argparse.Namespace) -> None:
 
 
 def cmd_index(args: argparse.Namespace) -> None:
-    plan = _loads(args.plan, "--plan")
+    plan = _load_file(args.plan, "--plan")
+    if not isinstance(plan, dict):
+        raise ParameterError(f"--plan {args.plan} must hold a JSON object (result path -> spec)")
     lines = ["key\tstage\texperiment\tpath\tparams"]
     for path, spec in sorted(plan.items()):
         lines.append(
@@ -489,7 +500,7 @@ def build_parser() -> argparse.ArgumentParser:
         _PLUMBING + "write the table of result paths, keys and parameters",
         "equivdyn index --plan PLAN.json --out results/index.tsv",
     )
-    p.add_argument("--plan", required=True, help="JSON object: result path -> spec")
+    p.add_argument("--plan", required=True, type=Path, help="JSON file: an object, result path -> spec")
     p.add_argument("--out", required=True, type=Path)
     p.set_defaults(func=cmd_index)
     return parser
