@@ -41,6 +41,7 @@ onsuccess:
 
 onerror:
     protect_cache_entries()
+    explain_missing_datasets()
 
 
 rule all:

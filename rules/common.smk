@@ -39,7 +39,9 @@ def plan_digest():
 @contextmanager
 def plan_file(tmpdir):
     """The plan in a temporary JSON file, removed afterwards."""
-    with tempfile.NamedTemporaryFile("w", suffix=".json", prefix="equivdyn-plan-", dir=tmpdir) as f:
+    with tempfile.NamedTemporaryFile(
+        "w", suffix=".json", prefix="equivdyn-plan-", dir=tmpdir
+    ) as f:
         f.write(plan_json())
         f.flush()
         yield f.name

@@ -54,4 +54,6 @@ rule index:
         plan=lambda wildcards: plan_digest(),
     run:
         with plan_file(resources.tmpdir) as plan:
-            shell("equivdyn index --plan {plan:q} --out {output.tsv:q} > {log:q} 2>&1")
+            shell(
+                "equivdyn index --plan {plan:q} --out {output.tsv:q} > {log:q} 2>&1"
+            )

@@ -207,6 +207,19 @@ class Plan:
             mem_mb,
         )
 
+    def figures_needing(self, key: str) -> list[Figure]:
+        """The figures drawn, directly or through other results, from result ``key``."""
+        memo: dict[str, bool] = {}
+
+        def needs(k: str) -> bool:
+            if k not in memo:
+                job = self.jobs.get(k)
+                inputs = job.spec.get("inputs", {}).values() if job is not None else ()
+                memo[k] = k == key or any(needs(i) for i in inputs)
+            return memo[k]
+
+        return [fig for fig in self.figures.values() if any(needs(k) for keys in fig.inputs.values() for k in keys)]
+
     def targets(self) -> dict[str, list[str]]:
         """Each figure target and the files it makes (a target may have several figures)."""
         out: dict[str, list[str]] = {}

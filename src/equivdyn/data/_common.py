@@ -298,7 +298,8 @@ def fetch_first(
     Parameters
     ----------
     dest : pathlib.Path
-        The folder; created if missing.
+        The folder; created if missing (and removed again, with any parent it needed,
+        when no base URL delivers).
     filename : str
         The file's name, both in ``dest`` and after each base URL.
     bases : sequence of str
@@ -323,6 +324,7 @@ def fetch_first(
         (``error``) listing each URL tried with the reason it failed.
     """
     attempts: list[tuple[str, str]] = []
+    made = [d for d in (dest, *dest.parents) if not d.exists()]  # deepest first
     for base in bases:
         url = base + filename
         log.info("%s: downloading %s", error.dataset, url)
@@ -339,6 +341,11 @@ def fetch_first(
             continue
         log.info("%s: saved %s (%d bytes)", error.dataset, dest / filename, size)
         return base
+    for folder in made:  # leave no empty folder behind
+        try:
+            folder.rmdir()
+        except OSError:
+            break
     raise error(dest, filename, attempts)
 
 

@@ -86,7 +86,8 @@ MIRRORS: tuple[str, ...] = (
 OFFLINE_HINT = (
     "To supply the data offline, set data.mnist in the config to a local copy (an .npz "
     "with x_train, y_train, x_test, y_test as uint8, or a folder with the four IDX files), "
-    "or copy mnist.npz to data/mnist.npz"
+    "or copy mnist.npz to data/mnist.npz. Fig. 3 and its appendix figure need MNIST; "
+    "without it, `e3: {networks: [resnet20]}` in the config drops the LeNet panels of Fig. 4"
 )
 
 _IDX_UINT8 = 0x08
