@@ -13,9 +13,17 @@ from equivdyn._io import write_json_atomic
 from equivdyn.data import cifar10
 from equivdyn.data.mnist import DATASET_KEY as MNIST_KEY
 from equivdyn.errors import EquivdynError
+from equivdyn.experiments.e3.results import (
+    early_vs_late,
+    load,
+    log10_off_diagonal,
+    to_last,
+)
 from equivdyn.figures import plot
-from equivdyn.experiments.e3.results import early_vs_late, load, log10_off_diagonal, to_last
+from equivdyn.figures._common import format_distance
 from equivdyn.store import Trajectory, write_trajectory
+
+from .figure_checks import assert_shown, capture, check_readable
 
 
 def test_log10_off_diagonal_blanks_the_diagonal_and_zeros() -> None:
@@ -167,11 +175,20 @@ def _without(inputs: dict[str, list[Path]], word: str) -> dict[str, list[Path]]:
     return {role: [p for p in paths if word not in p.name] for role, paths in inputs.items()}
 
 
-def test_fig4_numbers_and_synthetic_label(e3_inputs: dict[str, list[Path]], tmp_path: Path) -> None:
+def test_fig4_numbers_and_synthetic_label(e3_inputs: dict[str, list[Path]], tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
     prefix = tmp_path / "out" / "fig4"
     prefix.parent.mkdir()
-    plot("fig4_cnn_early", e3_inputs, prefix)
+    with capture(monkeypatch, "fig4_cnn_early") as saved:
+        plot("fig4_cnn_early", e3_inputs, prefix)
     numbers = json.loads(prefix.with_suffix(".json").read_text())
+    # Readable at the report's size; each network's distances and verdict inside the axes.
+    (fig,) = saved
+    check_readable(fig)
+    for network in ("lenet", "resnet20"):
+        summary = numbers[network]["early_vs_late"]
+        assert_shown(fig, format_distance(summary["first_to_last"]), format_distance(summary["median_consecutive_late"]))
+    assert_shown(fig, "not conjugate (p=0.002)", "none (needs at least 2 seeds per setup)")
     assert numbers["networks"] == ["lenet", "resnet20"]
     assert numbers["synthetic_data"] == {"lenet": False, "resnet20": True}
     for network in ("lenet", "resnet20"):

@@ -1,8 +1,9 @@
 """Figure 2: OMD and OGD are conjugate, the bisection method (BM) is not.
 
 Panels: (a) one trajectory of each method, (b) their losses, (c) the Koopman spectra with
-the unit circle, (d) the spectra near λ = 1.  The title gives the Wasserstein distances with
-the paper's randomisation control, and the calibrated verdicts of OMD vs OGD and OMD vs BM.
+the unit circle, (d) a square view of λ = 1 holding the eigenvalues near it, (e) a table of
+the Wasserstein distances with the paper's randomisation control and the calibrated verdicts
+of OMD vs OGD and OMD vs BM, which the title repeats.
 E1 has one trajectory file per method, so the verdicts use the grid's rows as pseudo-seeds.
 The JSON beside the figure holds the spectra, the distances, the controls and the verdicts.
 """
@@ -18,13 +19,19 @@ from ...errors import ParameterError
 from ...figures._common import (
     RANDOMIZATION_CONTROL,
     VERDICT_NOTE,
+    ZOOM_RADIUS,
+    format_distance,
+    format_p,
+    new_figure,
+    numbers_table,
     one,
     pairs_of,
-    plt,
     read_comparison,
     read_run_spectra,
     read_runs,
     save,
+    spectra_near_one,
+    table_height,
     unit_circle,
     verdict_text,
     verdicts_of,
@@ -70,8 +77,24 @@ def plot(inputs: Mapping[str, Sequence[Path]], prefix: Path) -> None:
     target = np.resize(np.asarray(EXAMPLE_X0), x0.shape[1])
     example = int(np.argmin(np.abs(x0 - target).sum(axis=1)))
 
-    fig, grid = plt.subplots(2, 2, figsize=(10, 8.5))
-    axes = grid.ravel()
+    pairs = {(a, b): comparison["pairs"][pair_name(a, b)] for a, b in PAIRS}
+    verdicts = verdicts_of(comparison, [pair_name(a, b) for a, b in VERDICTS])
+    by_pair = dict(zip(VERDICTS, verdicts.values()))
+    n_seeds = [v["n_seeds"][0] for v in verdicts.values() if v is not None]
+    unit = f"grid rows as pseudo-seeds, {n_seeds[0]} per method" if n_seeds else "grid rows"
+    ratio = min(pairs["ogd", "bm"]["distance"], pairs["omd", "bm"]["distance"]) / pairs["omd", "ogd"]["distance"]
+    header = ("pair", "Wasserstein distance\nbetween the spectra", "randomisation control p\n(the paper's, not calibrated)",
+              f"calibrated verdict\n({unit})")
+    rows = [
+        [_label(*k), format_distance(v["distance"]), format_p(v["p_value"]),
+         verdict_text(by_pair[k], "grid rows", prefix=False) if k in by_pair else "- (not computed)"]
+        for k, v in pairs.items()
+    ]
+
+    heights = (3.6, 4.6, table_height(header, rows))
+    fig = new_figure(sum(heights) + 0.6)
+    grid = fig.add_gridspec(3, 2, height_ratios=heights)
+    axes = [fig.add_subplot(grid[r, c]) for r in (0, 1) for c in (0, 1)]
     ax = axes[0]
     for m in METHODS:
         colour, _ = STYLES[m]
@@ -80,7 +103,7 @@ def plot(inputs: Mapping[str, Sequence[Path]], prefix: Path) -> None:
             ax.plot(trajs[m].steps, state[:, d], color=colour, ls="-" if d == 0 else "--",
                     label=f"{LABELS[m]} ${STATE_NAMES[m]}_{d + 1}$")
     ax.set(xlabel="iteration", ylabel="state", title="(a) example run (OMD $x_0$ = (" + ", ".join(f"{v:g}" for v in x0[example]) + "))")
-    ax.legend(fontsize=6, ncol=3)
+    ax.legend(ncol=3)
 
     ax = axes[1]
     for m in METHODS:
@@ -88,38 +111,31 @@ def plot(inputs: Mapping[str, Sequence[Path]], prefix: Path) -> None:
         values = trajs[m].metrics["loss"][example]
         ax.plot(trajs[m].steps, np.abs(values) if m == "bm" else values, color=colour, label=LABELS[m])
     ax.set(xlabel="iteration", ylabel="loss (BM: |g(z)|)", yscale="log", title=f"(b) loss ({loss})")
-    ax.legend(fontsize=7)
+    ax.legend()
 
-    for ax, zoom in ((axes[2], False), (axes[3], True)):
-        if not zoom:
-            unit_circle(ax)
-        for m in METHODS:
-            colour, marker = STYLES[m]
-            eig = spectra[m].eigenvalues
-            ax.scatter(eig.real, eig.imag, color=colour, marker=marker, s=22, label=LABELS[m],
-                       facecolors="none" if m == "ogd" else colour)
-        ax.set(xlabel=r"Re $\lambda$", ylabel=r"Im $\lambda$")
-        if zoom:
-            ax.set(xlim=(0.5, 1.1), ylim=(-0.05, 0.05), title=r"(d) near $\lambda$ = 1")
-        else:
-            ax.set(xlim=(-1.25, 1.25), ylim=(-1.25, 1.25), aspect="equal", title="(c) Koopman spectra")
-        ax.legend(fontsize=7, loc="lower left")
+    styles = {m: {"color": STYLES[m][0], "marker": STYLES[m][1], "s": 30,
+                  **({"facecolors": "none"} if m == "ogd" else {})} for m in METHODS}
+    ax = axes[2]
+    unit_circle(ax)
+    for m in METHODS:
+        eig = spectra[m].eigenvalues
+        ax.scatter(eig.real, eig.imag, label=LABELS[m], **styles[m])
+    ax.set(xlim=(-1.25, 1.25), ylim=(-1.25, 1.25), aspect="equal", title="(c) Koopman spectra",
+           xlabel=r"Re $\lambda$", ylabel=r"Im $\lambda$")
+    ax.legend(loc="lower left")
+    ax = axes[3]
+    spectra_near_one(ax, [(LABELS[m], spectra[m].eigenvalues, styles[m]) for m in METHODS],
+                     rf"(d) near $\lambda$ = 1: eigenvalues within {ZOOM_RADIUS:g} of 1")
+    ax.legend(loc="upper left")
 
-    pairs = {(a, b): comparison["pairs"][pair_name(a, b)] for a, b in PAIRS}
-    verdicts = verdicts_of(comparison, [pair_name(a, b) for a, b in VERDICTS])
-    by_pair = dict(zip(VERDICTS, verdicts.values()))
-    n_seeds = [v["n_seeds"][0] for v in verdicts.values() if v is not None]
-    unit = f"grid rows as pseudo-seeds, {n_seeds[0]} per method" if n_seeds else "grid rows"
+    numbers_table(fig.add_subplot(grid[2, :]), header, rows,
+                  title=f"(e) distances and tests; the smaller distance to BM is {ratio:.3g} times OMD vs OGD's")
     title = (
-        f"E1, loss {loss}: Wasserstein distance between spectra (p: the paper's randomisation control)\n"
-        + ",   ".join(
-            _label(*k) + f": {v['distance']:.3g} (control p = {v['p_value']:.2g})" for k, v in pairs.items()
-        )
-        + f"\ncalibrated verdicts ({unit}): "
+        f"E1, loss {loss}: OMD and OGD vs the bisection method (BM); Wasserstein distances and "
+        "the paper's randomisation control in (e)\ncalibrated verdicts: "
         + ";   ".join(f"{_label(*k)}: {verdict_text(v, 'grid rows', prefix=False)}" for k, v in by_pair.items())
     )
     fig.suptitle(title)
-    fig.tight_layout()
 
     distances = {pair_name(*k): v["distance"] for k, v in pairs.items()}
     numbers = {
@@ -134,8 +150,7 @@ def plot(inputs: Mapping[str, Sequence[Path]], prefix: Path) -> None:
         "verdicts_are": VERDICT_NOTE,
         "verdict_pseudo_seeds": _pseudo_seeds(comparison, int(x0.shape[0])),
         "title": title,
-        "ratio_bm_to_omd_ogd": min(pairs["ogd", "bm"]["distance"], pairs["omd", "bm"]["distance"])
-        / pairs["omd", "ogd"]["distance"],
+        "ratio_bm_to_omd_ogd": ratio,
         "example": {"index": example, "x0": [float(v) for v in x0[example]]},
         "loss": loss,
         "keys": {"compare": comparison["key"], **{f"traj_{m}": trajs[m].key for m in METHODS},

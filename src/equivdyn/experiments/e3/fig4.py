@@ -4,8 +4,10 @@ One row per network (LeNet on MNIST, ResNet-20 on CIFAR-10; a network left out o
 config loses its row): (a) training loss over the windowed early steps, mean and
 inter-quartile band over seeds and initialisations, windows shaded alternately; (b) the
 log10 Wasserstein distance between the Koopman spectra of every two windows, mean over
-seeds; (c) the distance of each window to the last one, mean and min–max band over seeds,
-with the calibrated verdict of the first window against the last across seeds.  Early
+seeds; (c) the distance of each window to the last one, mean and min–max band over seeds.
+A table under the rows gives, per network, the first window's distance to the last, the
+median distance between consecutive late windows, and the calibrated verdict of the first
+window against the last across seeds.  Early
 windows far from the last while late windows stay close to each other mark an early phase
 whose dynamics differ from the later ones.
 """
@@ -18,9 +20,20 @@ from typing import Any
 
 import numpy as np
 
-from ...figures._common import VERDICT_NOTE, plt, save
+from ...figures._common import (
+    VERDICT_NOTE,
+    format_distance,
+    new_figure,
+    numbers_table,
+    plt,
+    save,
+    table_height,
+    verdict_text,
+)
 from .results import E3Network, early_vs_late, heat_map, load, to_last
 
+#: Height of one network's row of panels, inches.
+ROW_HEIGHT = 3.4
 
 
 def _train_loss(net: E3Network, last_step: int) -> dict[str, list[float]]:
@@ -56,7 +69,7 @@ def _row(fig: plt.Figure, axes: Any, net: E3Network, row: int) -> dict[str, Any]
     n_runs = sum(net.trajectories[s].n_initialisations for s in net.seeds)
     ax.set(xlabel="step", ylabel="training loss",
            title=f"{a} {label}\ntraining loss ({n_runs} runs)")
-    ax.legend(fontsize=7)
+    ax.legend()
 
     heat_map(axes[1], fig, mean, [str(first) for first, _ in windows], "window (first step)",
              f"{b} {label}\ndistance between windows (mean of {len(net.seeds)} seeds)")
@@ -70,9 +83,9 @@ def _row(fig: plt.Figure, axes: Any, net: E3Network, row: int) -> dict[str, Any]
     if np.all(np.asarray(last["min"][:-1]) > 0):
         ax.set_yscale("log")
     verdict_name, verdict = net.first_vs_last("window")
-    ax.set(xlabel="window (first step)", ylabel="Wasserstein distance to the last window",
-           title=f"{c} {label}\ndistance to the last window\n{net.first_vs_last_text('window')}")
-    ax.legend(fontsize=7)
+    ax.set(xlabel="window (first step)", ylabel="distance to the last window",
+           title=f"{c} {label}\nWasserstein distance to the last window")
+    ax.legend()
 
     return {
         "seeds": net.seeds,
@@ -88,12 +101,33 @@ def _row(fig: plt.Figure, axes: Any, net: E3Network, row: int) -> dict[str, Any]
     }
 
 
+def _table_row(net: E3Network) -> list[str]:
+    """``net``'s row of the table: the distances of its windows in brief, and its verdict."""
+    summary = early_vs_late(np.asarray(net.group("window")["mean"], dtype=float))
+    _, verdict = net.first_vs_last("window")
+    (a0, a1), (b0, b1) = net.steps("window")[0], net.steps("window")[-1]
+    return [
+        net.label().replace(" (", "\n("),
+        format_distance(summary["first_to_last"]),
+        "-" if summary["median_consecutive_late"] is None else format_distance(summary["median_consecutive_late"]),
+        "-" if summary["ratio"] is None else f"{summary['ratio']:.3g}",
+        f"steps {a0}-{a1} vs {b0}-{b1}:\n{verdict_text(verdict, prefix=False)}",
+    ]
+
+
 def plot(inputs: Mapping[str, Sequence[Path]], prefix: Path) -> None:
     networks, keys = load(inputs)
-    fig, grid = plt.subplots(len(networks), 3, figsize=(15, 4.3 * len(networks)), squeeze=False)
+    header = ("network", "first to last window:\nmean distance", "late windows: median\nconsecutive distance",
+              "ratio", "calibrated verdict, first vs\nlast window across seeds")
+    rows = [_table_row(net) for net in networks.values()]
+    heights = (*[ROW_HEIGHT] * len(networks), table_height(header, rows))
+    fig = new_figure(sum(heights) + 0.3 + 0.2 * len(networks))
+    grid = fig.add_gridspec(len(heights), 3, height_ratios=heights)
     numbers: dict[str, Any] = {"networks": list(networks)}
     for row, (name, net) in enumerate(networks.items()):
-        numbers[name] = _row(fig, grid[row], net, row)
+        numbers[name] = _row(fig, [fig.add_subplot(grid[row, i]) for i in range(3)], net, row)
+    numbers_table(fig.add_subplot(grid[-1, :]), header, rows, title=f"({chr(ord('a') + 3 * len(networks))}) "
+                  "distances between windows (mean over seeds) and the calibrated verdicts")
     numbers["keys"] = keys
     numbers["synthetic_data"] = {name: net.synthetic for name, net in networks.items()}
     synthetic = " (SYNTHETIC DATA in the panels that say so)" if any(numbers["synthetic_data"].values()) else ""
@@ -103,5 +137,4 @@ def plot(inputs: Mapping[str, Sequence[Path]], prefix: Path) -> None:
     fig.suptitle(title)
     numbers["verdicts_are"] = VERDICT_NOTE
     numbers["title"] = title
-    fig.tight_layout()
     save(fig, numbers, prefix)

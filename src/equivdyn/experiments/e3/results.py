@@ -222,8 +222,8 @@ def heat_map(ax: plt.Axes, fig: plt.Figure, matrix: np.ndarray, labels: list[str
         fig.colorbar(image, ax=ax, label=r"$\log_{10}$ Wasserstein distance", shrink=0.85)
     else:
         ax.imshow(np.zeros((k, k)), cmap="Greys", vmin=0, vmax=1)
-        ax.text(0, 0, "no pair of segments", ha="center", va="center", fontsize=7)
+        ax.text(0, 0, "no pair of segments", ha="center", va="center")
     ticks = np.unique(np.linspace(0, k - 1, min(k, 6)).round().astype(int))
-    ax.set_xticks(ticks, [labels[i] for i in ticks], fontsize=7)
-    ax.set_yticks(ticks, [labels[i] for i in ticks], fontsize=7)
+    ax.set_xticks(ticks, [labels[i] for i in ticks])
+    ax.set_yticks(ticks, [labels[i] for i in ticks])
     ax.set(xlabel=axis_label, ylabel=axis_label, title=title)

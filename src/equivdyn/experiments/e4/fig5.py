@@ -4,7 +4,8 @@ Panels: (a) long-run train and test accuracy of both setups on a log step axis (
 shows the late jump in test accuracy), (b) accuracies in the analysed window (mean and
 min–max band over seeds and initialisations), (c) Koopman spectra of both setups for one
 seed, (d) histogram of the per-seed distances between the setups against the within-setup
-(between-seed) distances, with the label-permutation p-value and the calibrated verdict.
+(between-seed) distances, (e) a table of those distances, the label-permutation p-value and
+the calibrated verdict.
 """
 
 from __future__ import annotations
@@ -13,29 +14,35 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
+from matplotlib.ticker import MaxNLocator
 
 from ...errors import ParameterError
 from ...figures._common import (
     LABEL_PERMUTATION_TEST,
     RANDOMIZATION_CONTROL,
     VERDICT_NOTE,
-    pairs_of,
-    plt,
+    format_p,
     input_names,
+    mean_sd_text,
+    new_figure,
+    numbers_table,
     one,
+    pairs_of,
     read_comparison,
     read_run_spectra,
     read_runs,
     save,
     spectra_near_one,
+    table_height,
     verdict_text,
     verdicts_of,
 )
-from ...store import read_trajectory
 from ...stages import pair_name
+from ...store import read_trajectory
 from . import SETUPS
 
 COLOURS = {"grokking": "tab:red", "constrained": "tab:blue"}
+MARKERS = {"grokking": "o", "constrained": "s"}
 
 
 def plot(inputs: Mapping[str, Sequence[Path]], prefix: Path) -> None:
@@ -70,8 +77,18 @@ def plot(inputs: Mapping[str, Sequence[Path]], prefix: Path) -> None:
     verdicts = verdicts_of(comparison, [versus])
     text = verdict_text(verdicts[versus])
 
-    fig, grid = plt.subplots(2, 2, figsize=(11, 8.5))
-    ax = grid[0, 0]
+    reference = within["grokking"] + within["constrained"]
+    header = ("distances", "Wasserstein distance,\nmean ± sd", "pairs", "label-permutation p\n(across seeds)",
+              "calibrated verdict\n(setups across seeds)")
+    rows = [
+        ["grokking vs constrained, per seed", mean_sd_text(distances), str(len(distances)), format_p(test["p_value"]),
+         verdict_text(verdicts[versus], prefix=False)],
+        ["within a setup, between seeds", mean_sd_text(reference), str(len(reference)), "-", "-"],
+    ]
+    heights = (3.6, 4.2, table_height(header, rows))
+    fig = new_figure(sum(heights) + 0.5)
+    grid = fig.add_gridspec(3, 2, height_ratios=heights)
+    ax = fig.add_subplot(grid[0, 0])
     long_steps = {}
     for setup in SETUPS:
         traj = longs[setup]
@@ -81,9 +98,9 @@ def plot(inputs: Mapping[str, Sequence[Path]], prefix: Path) -> None:
         ax.plot(steps, traj.metrics["test_accuracy"][0], color=COLOURS[setup], label=f"{setup}: test")
     ax.set(xscale="log", xlabel="step", ylabel="accuracy", ylim=(-0.02, 1.02),
            title=f"(a) long runs ({max(long_steps.values())} steps, seed {longs['grokking'].params['params']['seed']}, init 0)")
-    ax.legend(fontsize=7)
+    ax.legend()
 
-    ax = grid[0, 1]
+    ax = fig.add_subplot(grid[0, 1])
     for setup in SETUPS:
         for metric, style in (("train_accuracy", "--"), ("test_accuracy", "-")):
             values = np.concatenate([windows[setup, s].metrics[metric] for s in seeds])
@@ -93,26 +110,27 @@ def plot(inputs: Mapping[str, Sequence[Path]], prefix: Path) -> None:
             ax.fill_between(steps, values.min(axis=0), values.max(axis=0), color=COLOURS[setup], alpha=0.2, lw=0)
     ax.set(xlabel="step", ylabel="accuracy",
            title=f"(b) analysed window: mean, min-max band ({len(seeds)} seeds)")
-    ax.legend(fontsize=7)
+    ax.legend()
 
-    ax = grid[1, 0]
+    ax = fig.add_subplot(grid[1, 0])
     seed = seeds[0]
-    spectra_near_one(ax, [(setup, spectra[setup, seed].eigenvalues, COLOURS[setup]) for setup in SETUPS],
-                     f"(c) Koopman spectra (seed {seed})", pad=0.05, size=20)
-    ax.legend(fontsize=7)
+    spectra_near_one(ax, [(setup, spectra[setup, seed].eigenvalues, {"color": COLOURS[setup], "marker": MARKERS[setup],
+                                                                     "s": 24}) for setup in SETUPS],
+                     rf"(c) Koopman spectra and $\lambda$ = 1 (seed {seed})", radius=None)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
 
-    ax = grid[1, 1]
-    reference = within["grokking"] + within["constrained"]
+    ax = fig.add_subplot(grid[1, 1])
     bins = np.histogram_bin_edges(np.concatenate([distances, reference]), bins=15)
-    ax.hist(reference, bins=bins, color="grey", alpha=0.6, label="within setup, between seeds")
+    ax.hist(reference, bins=bins, color="grey", alpha=0.6, label="within a setup, between seeds")
     ax.hist(distances, bins=bins, color="tab:purple", alpha=0.7, label="grokking vs constrained, per seed")
-    ax.set(xlabel="Wasserstein distance", ylabel="count",
-           title=f"(d) distances; permutation test p = {test['p_value']:.2g}\n{text}")
-    ax.legend(fontsize=7)
+    ax.set(xlabel="Wasserstein distance", ylabel="count", title="(d) distances (numbers in (e))")
+    ax.xaxis.set_major_locator(MaxNLocator(5))  # distances' tick labels are long
+    ax.legend()
+
+    numbers_table(fig.add_subplot(grid[2, :]), header, rows, title="(e) distances and tests")
     title = ("E4: one-layer transformers on addition mod "
              f"{windows['grokking', seed].params['params']['p']}, grokking vs constrained ({len(seeds)} seeds); {text}")
     fig.suptitle(title)
-    fig.tight_layout()
 
     numbers = {
         "seeds": seeds,
