@@ -211,11 +211,16 @@ def test_fig4_numbers_and_synthetic_label(e3_inputs: dict[str, list[Path]], tmp_
     assert "SYNTHETIC" not in networks["lenet"].label()
 
 
-def test_figS_cnn_epochs_with_one_network(e3_inputs: dict[str, list[Path]], tmp_path: Path) -> None:
+def test_figS_cnn_epochs_with_one_network(e3_inputs: dict[str, list[Path]], tmp_path: Path,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
     only_lenet = _without(e3_inputs, "resnet20")
     prefix = tmp_path / "figS"
-    plot("figS_cnn_epochs", only_lenet, prefix)
+    with capture(monkeypatch, "figS_cnn_epochs") as saved:
+        plot("figS_cnn_epochs", only_lenet, prefix)
     numbers = json.loads(prefix.with_suffix(".json").read_text())
+    (fig,) = saved
+    check_readable(fig)
+    assert_shown(fig, numbers["lenet"]["verdict_text"]["epoch_00|epoch_01"])  # in the panel, not only the title
     assert numbers["networks"] == ["lenet"] and "resnet20" not in numbers
     assert numbers["synthetic_data"] == {"lenet": False}
     assert numbers["lenet"]["epoch_steps"] == [[1, 12], [13, 24]]

@@ -14,14 +14,15 @@ from typing import Any
 
 import numpy as np
 
-from ...figures._common import VERDICT_NOTE, plt, save
+from ...figures._common import VERDICT_NOTE, new_figure, save
 from .results import heat_map, load, to_last
 
 
 
 def plot(inputs: Mapping[str, Sequence[Path]], prefix: Path) -> None:
     networks, keys = load(inputs)
-    fig, axes = plt.subplots(1, len(networks), figsize=(5.5 * len(networks), 4.5), squeeze=False)
+    fig = new_figure(5.5)
+    axes = fig.subplots(1, len(networks), squeeze=False)
     numbers: dict[str, Any] = {"networks": list(networks)}
     for i, (ax, (name, net)) in enumerate(zip(axes[0], networks.items())):
         epochs = net.steps("epoch")
@@ -50,5 +51,4 @@ def plot(inputs: Mapping[str, Sequence[Path]], prefix: Path) -> None:
     fig.suptitle(title)
     numbers["verdicts_are"] = VERDICT_NOTE
     numbers["title"] = title
-    fig.tight_layout()
     save(fig, numbers, prefix)
