@@ -1,6 +1,10 @@
 # Figures: PDF + PNG for people, JSON with the numbers behind them for checks.  One rule
 # for every figure of every registered experiment; what a figure reads, its caption and
-# its report category come from the plan (equivdyn.plan.Figure).
+# its report category come from the plan (equivdyn.plan.Figure).  The HTML report holds
+# the figures that are built and names those that are not (rules/report.smk).
+
+
+include: "report.smk"
 
 
 rule plot:

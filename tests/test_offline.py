@@ -111,3 +111,12 @@ def test_a_single_target_without_mnist(offline) -> None:
     assert sorted(p for p in (workdir / "results").rglob("*") if p.is_file()) == before
     assert not (workdir / "data").exists()
     assert empty_folders(workdir) == []
+
+
+def test_the_report_holds_what_was_built(offline) -> None:
+    workdir, _, config = offline
+    proc = run_snakemake(workdir, "all", "--configfile", config, "--report", "report.html")
+    assert "Figures not built, left out of the report" in proc.stdout
+    page = (workdir / "report.html").read_text()
+    assert "fig2_omd_ogd_bm.png" in page and "fig5_grokking.png" in page
+    assert "fig3_fcn_width.png" not in page
