@@ -460,7 +460,7 @@ def test_prepare_offline_without_data(tmp_path: Path) -> None:
     assert "data.mnist" in message and "data/mnist.npz" in message
     assert UNREACHABLE + FILES["x_train"] in message and "refused" in message.lower()
     assert not out.exists()
-    assert list((cache / "mnist").iterdir()) == []
+    assert list(tmp_path.iterdir()) == []  # no file, no empty download folder
 
 
 # ----------------------------------------------------------------------------- download
