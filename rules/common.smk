@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from hashlib import sha256
 from pathlib import Path
 
+from equivdyn.data import cifar10, mnist
 from equivdyn.plan import DOWNLOAD_RUNTIME, INDEX, MIN_RUNTIME, build, dataset_job
 
 
@@ -189,7 +190,11 @@ def protect_cache_entries():
 
 
 DATASET_LOGS = {"mnist": "logs/data/mnist.log", "cifar10": "logs/data/cifar10.log"}
-DATASET_NAMES = {"mnist": "MNIST", "cifar10": "CIFAR-10"}
+# each dataset's name as its module's messages give it
+DATASET_NAMES = {
+    "mnist": mnist.DownloadError.dataset,
+    "cifar10": cifar10.DownloadError.dataset,
+}
 STARTED = time.time()
 
 
